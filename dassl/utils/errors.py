@@ -1,0 +1,20 @@
+"""User-facing errors: bad input that the user can fix (missing data/weights, bad config values).
+
+``train.py`` catches :class:`UsageError` (and ``clip.MissingWeightsError``) and prints one line
+``error: <message>`` to stderr, exiting with code 2, instead of a traceback.
+"""
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Base class of errors caused by the user's input; the message says what is wrong and how to fix it."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError, ValueError):
+    """An impossible or inconsistent configuration value (names the key)."""
+
+
+class DataNotFoundError(UsageError, FileNotFoundError):
+    """A dataset folder, split file or image is missing (names the path and the DATASETS.md section)."""
