@@ -1,0 +1,695 @@
+"""The CLIP model (OpenAI layout) with prompt-aware text and image towers.
+
+State-dict keys are exactly those of the OpenAI checkpoints, so official weights load strictly through
+:func:`build_model`. On top of the reference model this module adds, trainer-agnostically:
+
+- :meth:`CLIP.encode_prompts`: the text tower run on prompt *embeddings* (CoOp-style soft prompts), with
+  optional deep prompts that overwrite token positions ``1..n`` before each block (MaPLe / IVLP), and the
+  sequence cut after the longest end-of-text position in the batch (exact under the causal mask).
+- ``encode_image(image, prompts=None, deep_prompts=None)``: visual prompts appended after the positional
+  embedding, deep visual prompts replacing the last ``n`` tokens before each block (ViT only).
+- :class:`TextEncoder`: the same text path as a stand-alone module for trainers.
+
+Attention is computed with :func:`torch.nn.functional.scaled_dot_product_attention` on batch-first tensors;
+``nn.MultiheadAttention`` modules are kept only as parameter containers (keys ``attn.in_proj_weight`` ...).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clip.errors import CorruptWeightsError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AttentionPool2d",
+    "Bottleneck",
+    "CLIP",
+    "LayerNorm",
+    "ModifiedResNet",
+    "QuickGELU",
+    "ResidualAttentionBlock",
+    "TextEncoder",
+    "Transformer",
+    "VisionTransformer",
+    "build_clip_from_config",
+    "build_model",
+    "convert_weights",
+    "text_global_pool",
+]
+
+DeepPrompts = Sequence["torch.Tensor | None"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Small building blocks
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in fp32 whatever the input dtype; the result is cast back to the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_dtype = x.dtype
+        out = F.layer_norm(
+            x.float(),
+            self.normalized_shape,
+            None if self.weight is None else self.weight.float(),
+            None if self.bias is None else self.bias.float(),
+            self.eps,
+        )
+        return out.to(in_dtype)
+
+
+class QuickGELU(nn.Module):
+    """The sigmoid approximation of GELU used by the OpenAI checkpoints: ``x * sigmoid(1.702 x)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """[B, L, D] -> [B, H, L, D/H]."""
+    b, length, d = t.shape
+    return t.view(b, length, heads, d // heads).transpose(1, 2)
+
+
+def _merge_heads(t: torch.Tensor) -> torch.Tensor:
+    """[B, H, L, Dh] -> [B, L, H*Dh]."""
+    b, h, length, dh = t.shape
+    return t.transpose(1, 2).reshape(b, length, h * dh)
+
+
+def _mha_sdpa(x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool) -> torch.Tensor:
+    """Self-attention of batch-first ``x`` [B, L, D] using the parameters of an ``nn.MultiheadAttention``."""
+    qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = (_split_heads(t, attn.num_heads) for t in qkv.chunk(3, dim=-1))
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+    return attn.out_proj(_merge_heads(out))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Transformer
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LN block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``; batch-first input [B, L, D]."""
+
+    def __init__(self, d_model: int, n_head: int, causal: bool = False) -> None:
+        super().__init__()
+        # Construction order (attn, ln_1, mlp.c_fc, mlp.c_proj, ln_2) fixes the RNG draws of the defaults inits.
+        self.attn = nn.MultiheadAttention(d_model, n_head)
+        self.ln_1 = LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [
+                    ("c_fc", nn.Linear(d_model, d_model * 4)),
+                    ("gelu", QuickGELU()),
+                    ("c_proj", nn.Linear(d_model * 4, d_model)),
+                ]
+            )
+        )
+        self.ln_2 = LayerNorm(d_model)
+        self.causal = causal
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        return _mha_sdpa(x, self.attn, self.causal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+def _overwrite_slots(x: torch.Tensor, prompt: torch.Tensor, start: int | None) -> torch.Tensor:
+    """Replace ``x[:, start:start+n]`` by ``prompt`` ([n, D] or [B, n, D]); ``start=None`` means the last n tokens."""
+    if prompt.dim() == 2:
+        prompt = prompt.unsqueeze(0).expand(x.shape[0], -1, -1)
+    elif prompt.dim() != 3 or prompt.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"a deep prompt must have shape [n, D] or [B, n, D] with B={x.shape[0]}, got {tuple(prompt.shape)}"
+        )
+    n = prompt.shape[1]
+    if prompt.shape[-1] != x.shape[-1]:
+        raise ValueError(f"deep prompt width {prompt.shape[-1]} does not match the transformer width {x.shape[-1]}")
+    if start is None:
+        start = x.shape[1] - n
+    if start < 0 or start + n > x.shape[1]:
+        raise ValueError(f"{n} deep prompt tokens at position {start} do not fit a sequence of {x.shape[1]} tokens")
+    prompt = prompt.to(x.dtype)
+    return torch.cat([x[:, :start], prompt, x[:, start + n :]], dim=1)
+
+
+class Transformer(nn.Module):
+    """A stack of residual attention blocks, looped explicitly so that deep prompts can be injected.
+
+    Input and output are batch-first ``[B, L, width]`` (the OpenAI reference is sequence-first).
+    """
+
+    def __init__(self, width: int, layers: int, heads: int, causal: bool = False) -> None:
+        super().__init__()
+        self.width = width
+        self.layers = layers
+        self.causal = causal
+        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads, causal) for _ in range(layers)])
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        deep_prompts: DeepPrompts | None = None,
+        prompt_start: int | None = 1,
+    ) -> torch.Tensor:
+        """Run the blocks.
+
+        Args:
+            x: [B, L, width].
+            deep_prompts: optional sequence; element ``i`` ([n, width] or [B, n, width], or None to skip) overwrites
+                the prompt slots right before block ``i + 1``. Elements beyond ``layers - 1`` are never used.
+            prompt_start: first slot index (1 = just after SOS for text); None means the last ``n`` tokens (vision).
+
+        Returns:
+            [B, L, width].
+        """
+        for i, block in enumerate(self.resblocks):
+            if deep_prompts is not None and i >= 1 and i - 1 < len(deep_prompts):
+                prompt = deep_prompts[i - 1]
+                if prompt is not None:
+                    x = _overwrite_slots(x, prompt, prompt_start)
+            x = block(x)
+        return x
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Image towers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck (expansion 4) whose striding is an average pool after conv2 (anti-aliased)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.avgpool = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.relu3 = nn.ReLU(inplace=True)
+        self.stride = stride
+        self.downsample: nn.Module | None = None
+        if stride > 1 or inplanes != out_planes:
+            self.downsample = nn.Sequential(
+                OrderedDict(
+                    [
+                        ("-1", nn.AvgPool2d(stride)),
+                        ("0", nn.Conv2d(inplanes, out_planes, 1, stride=1, bias=False)),
+                        ("1", nn.BatchNorm2d(out_planes)),
+                    ]
+                )
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.relu1(self.bn1(self.conv1(x)))
+        y = self.relu2(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(self.avgpool(y)))
+        return self.relu3(y + shortcut)
+
+
+class AttentionPool2d(nn.Module):
+    """Attention pooling of a feature map: the spatial-mean token attends over [mean, all positions]."""
+
+    def __init__(self, spacial_dim: int, embed_dim: int, num_heads: int, output_dim: int | None = None) -> None:
+        super().__init__()
+        self.positional_embedding = nn.Parameter(torch.randn(spacial_dim**2 + 1, embed_dim) / embed_dim**0.5)
+        # The order k, q, v, c fixes the RNG draws of the default Linear inits.
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.c_proj = nn.Linear(embed_dim, output_dim or embed_dim)
+        self.num_heads = num_heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, output_dim]."""
+        tokens = x.flatten(2).transpose(1, 2)  # [B, HW, C]
+        tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
+        if tokens.shape[1] != self.positional_embedding.shape[0]:
+            raise ValueError(
+                f"the attention pool expects a {math.isqrt(self.positional_embedding.shape[0] - 1)}^2 feature map "
+                f"(input {32 * math.isqrt(self.positional_embedding.shape[0] - 1)} px), got {tuple(x.shape[-2:])}"
+            )
+        tokens = tokens + self.positional_embedding.to(tokens.dtype)
+        q = _split_heads(self.q_proj(tokens[:, :1]), self.num_heads)
+        k = _split_heads(self.k_proj(tokens), self.num_heads)
+        v = _split_heads(self.v_proj(tokens), self.num_heads)
+        out = _merge_heads(F.scaled_dot_product_attention(q, k, v))
+        return self.c_proj(out[:, 0])
+
+
+class ModifiedResNet(nn.Module):
+    """CLIP's ResNet: 3-conv stem + avgpool, four bottleneck stages, attention pooling instead of avgpool."""
+
+    def __init__(
+        self, layers: Sequence[int], output_dim: int, heads: int, input_resolution: int = 224, width: int = 64
+    ) -> None:
+        super().__init__()
+        self.output_dim = output_dim
+        self.input_resolution = input_resolution
+        self.conv1 = nn.Conv2d(3, width // 2, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width // 2)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width // 2, width // 2, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width // 2)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv3 = nn.Conv2d(width // 2, width, 3, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.relu3 = nn.ReLU(inplace=True)
+        self.avgpool = nn.AvgPool2d(2)
+
+        self._inplanes = width
+        self.layer1 = self._make_layer(width, layers[0])
+        self.layer2 = self._make_layer(width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(width * 8, layers[3], stride=2)
+
+        embed_dim = width * 32
+        self.attnpool = AttentionPool2d(input_resolution // 32, embed_dim, heads, output_dim)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        stage = [Bottleneck(self._inplanes, planes, stride)]
+        self._inplanes = planes * Bottleneck.expansion
+        stage.extend(Bottleneck(self._inplanes, planes) for _ in range(1, blocks))
+        return nn.Sequential(*stage)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.relu2(self.bn2(self.conv2(x)))
+        x = self.relu3(self.bn3(self.conv3(x)))
+        return self.avgpool(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, R, R] -> [B, output_dim]."""
+        x = self.stem(x.to(self.conv1.weight.dtype))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.attnpool(x)
+
+
+class VisionTransformer(nn.Module):
+    """ViT image tower with optional shallow/deep visual prompts (VPT / MaPLe style)."""
+
+    def __init__(
+        self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int
+    ) -> None:
+        super().__init__()
+        self.input_resolution = input_resolution
+        self.output_dim = output_dim
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
+        scale = width**-0.5
+        grid = input_resolution // patch_size
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(grid**2 + 1, width))
+        self.ln_pre = LayerNorm(width)
+        self.transformer = Transformer(width, layers, heads)
+        self.ln_post = LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """Encode images.
+
+        Args:
+            x: [B, 3, R, R].
+            prompts: optional [n, width] or [B, n, width], appended after the positional embedding (before ln_pre).
+            deep_prompts: optional sequence of [n, width] / [B, n, width] (or None) replacing the last n tokens
+                before blocks 1, 2, ...; requires ``prompts``.
+
+        Returns:
+            [B, output_dim].
+        """
+        x = self.conv1(x.to(self.conv1.weight.dtype))  # [B, w, g, g]
+        x = x.flatten(2).transpose(1, 2)  # [B, g*g, w]
+        if x.shape[1] + 1 != self.positional_embedding.shape[0]:
+            raise ValueError(
+                f"this ViT expects {self.input_resolution}x{self.input_resolution} images, got {tuple(x.shape)}"
+            )
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        if prompts is not None:
+            if prompts.dim() == 2:
+                prompts = prompts.unsqueeze(0).expand(x.shape[0], -1, -1)
+            if prompts.dim() != 3 or prompts.shape[0] != x.shape[0] or prompts.shape[-1] != x.shape[-1]:
+                raise ValueError(
+                    f"visual prompts must have shape [n, {x.shape[-1]}] or [{x.shape[0]}, n, {x.shape[-1]}], "
+                    f"got {tuple(prompts.shape)}"
+                )
+            x = torch.cat([x, prompts.to(x.dtype)], dim=1)
+        elif deep_prompts is not None and any(p is not None for p in deep_prompts):
+            raise ValueError("deep visual prompts replace the last n prompt tokens, so `prompts` must be given too")
+        if prompts is not None and deep_prompts is not None:
+            n = prompts.shape[1]
+            for p in deep_prompts:
+                if p is not None and p.shape[-2] != n:
+                    raise ValueError(f"deep visual prompts must have {n} tokens like `prompts`, got {tuple(p.shape)}")
+        x = self.ln_pre(x)
+        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=None)
+        x = self.ln_post(x[:, 0])
+        return x @ self.proj
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Text path shared by CLIP and TextEncoder
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _pool_at(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[i, index[i]] for x [N, L, D] -> [N, D]."""
+    return x[torch.arange(x.shape[0], device=x.device), index.to(x.device)]
+
+
+def text_global_pool(x: torch.Tensor, tokenized: torch.Tensor) -> torch.Tensor:
+    """Pool [N, L, D] hidden states at each sequence's end-of-text token (argmax of the token ids) -> [N, D]."""
+    return _pool_at(x, tokenized.argmax(dim=-1))
+
+
+class _PromptTextMixin:
+    """The text tower on prompt embeddings; needs ``transformer``, ``positional_embedding``, ``ln_final``,
+    ``text_projection`` and ``dtype`` on the host module."""
+
+    transformer: Transformer
+    positional_embedding: nn.Parameter
+    ln_final: LayerNorm
+    text_projection: nn.Parameter
+    dtype: torch.dtype
+
+    def encode_prompts(
+        self,
+        prompt_embeddings: torch.Tensor,
+        tokenized_prompts: torch.Tensor,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """Text features of embedded prompts.
+
+        Args:
+            prompt_embeddings: [N, L, Dt] token embeddings (L <= context_length), e.g. [SOS | ctx | class . EOT pad].
+            tokenized_prompts: [N, L] token ids, used only to locate EOT (argmax).
+            deep_prompts: optional sequence of J-1 tensors [n, Dt] or [N, n, Dt] (None entries skip a layer);
+                element i overwrites positions 1..n right before block i+1. Extra elements are ignored.
+
+        Returns:
+            [N, D] projected features (model dtype).
+
+        The sequence is cut after the longest EOT position in the batch: under the causal mask the states up to
+        EOT never see later tokens, so this is exact and saves most of the cost for short prompts.
+        """
+        dtype = self.dtype
+        if prompt_embeddings.dim() != 3 or tokenized_prompts.shape != prompt_embeddings.shape[:2]:
+            raise ValueError(
+                "prompt_embeddings must be [N, L, D] with tokenized_prompts [N, L]; got "
+                f"{tuple(prompt_embeddings.shape)} and {tuple(tokenized_prompts.shape)}"
+            )
+        length, context_length = prompt_embeddings.shape[1], self.positional_embedding.shape[0]
+        if length > context_length:
+            raise ValueError(f"prompts have {length} tokens, more than the context length {context_length}")
+        eot = tokenized_prompts.argmax(dim=-1)
+        keep = int(eot.max()) + 1
+        if deep_prompts is not None:
+            n_deep = max((p.shape[-2] for p in deep_prompts[: self.transformer.layers - 1] if p is not None), default=0)
+            keep = max(keep, n_deep + 1)
+        keep = min(keep, length)
+        x = prompt_embeddings[:, :keep].to(dtype) + self.positional_embedding[:keep].to(dtype)
+        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=1)
+        x = _pool_at(x, eot)
+        return self.ln_final(x).to(dtype) @ self.text_projection.to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# CLIP
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class CLIP(_PromptTextMixin, nn.Module):
+    """Contrastive image/text model with OpenAI's attribute names and state-dict keys."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        image_resolution: int,
+        vision_layers: int | Sequence[int],
+        vision_width: int,
+        vision_patch_size: int | None,
+        context_length: int,
+        vocab_size: int,
+        transformer_width: int,
+        transformer_heads: int,
+        transformer_layers: int,
+    ) -> None:
+        super().__init__()
+        self.context_length = context_length
+
+        if isinstance(vision_layers, (tuple, list)):
+            self.visual: ModifiedResNet | VisionTransformer = ModifiedResNet(
+                layers=tuple(vision_layers),
+                output_dim=embed_dim,
+                heads=vision_width * 32 // 64,
+                input_resolution=image_resolution,
+                width=vision_width,
+            )
+        else:
+            if vision_patch_size is None:
+                raise ValueError("a ViT image tower needs vision_patch_size")
+            self.visual = VisionTransformer(
+                input_resolution=image_resolution,
+                patch_size=vision_patch_size,
+                width=vision_width,
+                layers=vision_layers,
+                heads=max(vision_width // 64, 1),
+                output_dim=embed_dim,
+            )
+
+        self.transformer = Transformer(transformer_width, transformer_layers, transformer_heads, causal=True)
+        self.vocab_size = vocab_size
+        self.token_embedding = nn.Embedding(vocab_size, transformer_width)
+        self.positional_embedding = nn.Parameter(torch.empty(context_length, transformer_width))
+        self.ln_final = LayerNorm(transformer_width)
+        self.text_projection = nn.Parameter(torch.empty(transformer_width, embed_dim))
+        self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
+        self.initialize_parameters()
+
+    def initialize_parameters(self) -> None:
+        """Random init in the reference order (consumes the global torch RNG exactly like OpenAI's CLIP)."""
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        if isinstance(self.visual, ModifiedResNet):
+            pool = self.visual.attnpool
+            std = pool.c_proj.in_features**-0.5
+            for lin in (pool.q_proj, pool.k_proj, pool.v_proj, pool.c_proj):
+                nn.init.normal_(lin.weight, std=std)
+            for stage in (self.visual.layer1, self.visual.layer2, self.visual.layer3, self.visual.layer4):
+                for name, param in stage.named_parameters():
+                    if name.endswith("bn3.weight"):
+                        nn.init.zeros_(param)
+        width, layers = self.transformer.width, self.transformer.layers
+        proj_std = width**-0.5 * (2 * layers) ** -0.5
+        attn_std = width**-0.5
+        fc_std = (2 * width) ** -0.5
+        for block in self.transformer.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=attn_std)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(self.text_projection, std=width**-0.5)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual.conv1.weight.dtype
+
+    def encode_image(
+        self,
+        image: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """Image features [B, D] of images [B, 3, R, R]; visual prompts (ViT only) as in
+        :meth:`VisionTransformer.forward`."""
+        image = image.to(self.dtype)
+        if isinstance(self.visual, ModifiedResNet):
+            if prompts is not None or deep_prompts is not None:
+                raise ValueError(
+                    "visual prompts need a ViT image tower; this CLIP has a ResNet (ModifiedResNet) image encoder"
+                )
+            return self.visual(image)
+        return self.visual(image, prompts=prompts, deep_prompts=deep_prompts)
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Text features [N, D] of token ids [N, L]."""
+        return self.encode_prompts(self.token_embedding(text).to(self.dtype), text)
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (logits_per_image [B, N], logits_per_text [N, B])."""
+        image_features = F.normalize(self.encode_image(image), dim=-1)
+        text_features = F.normalize(self.encode_text(text), dim=-1)
+        logits_per_image = self.logit_scale.exp() * image_features @ text_features.t()
+        return logits_per_image, logits_per_image.t()
+
+
+class TextEncoder(_PromptTextMixin, nn.Module):
+    """The frozen CLIP text tower as a module: ``forward(prompts, tokenized_prompts, deep_prompts=None)``.
+
+    Shares (does not copy) the CLIP parameters and runs exactly :meth:`CLIP.encode_prompts`.
+    """
+
+    def __init__(self, clip_model: CLIP) -> None:
+        super().__init__()
+        self.transformer = clip_model.transformer
+        self.positional_embedding = clip_model.positional_embedding
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.text_projection.dtype
+
+    def forward(
+        self,
+        prompts: torch.Tensor,
+        tokenized_prompts: torch.Tensor,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """[N, L, Dt] prompt embeddings + [N, L] ids -> [N, D]."""
+        return self.encode_prompts(prompts, tokenized_prompts, deep_prompts)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def convert_weights(model: nn.Module) -> None:
+    """Convert to fp16, in place, the parameters the OpenAI checkpoints store in half precision.
+
+    Conv1d/Conv2d/Linear weights and biases, MultiheadAttention projection weights/biases and ``bias_k/v``,
+    and any attribute named ``text_projection`` or ``proj``. Embeddings, LayerNorm/BatchNorm, class/positional
+    embeddings and ``logit_scale`` stay fp32.
+    """
+
+    def _half(owner: nn.Module, name: str) -> None:
+        value = getattr(owner, name, None)
+        if isinstance(value, torch.Tensor):
+            value.data = value.data.half()
+
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            _half(module, "weight")
+            _half(module, "bias")
+        if isinstance(module, nn.MultiheadAttention):
+            for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",
+                         "bias_k", "bias_v"):
+                _half(module, name)
+        for name in ("text_projection", "proj"):
+            _half(module, name)
+
+
+_JIT_METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+def _infer_sizes(state_dict: dict[str, torch.Tensor]) -> dict:
+    """Every constructor argument of :class:`CLIP` from the shapes in an OpenAI-layout state dict."""
+    sd = state_dict
+    if "visual.proj" in sd:
+        vision_width = sd["visual.conv1.weight"].shape[0]
+        vision_layers: int | tuple[int, ...] = len(
+            [k for k in sd if k.startswith("visual.") and k.endswith(".attn.in_proj_weight")]
+        )
+        vision_patch_size = sd["visual.conv1.weight"].shape[-1]
+        grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+        image_resolution = vision_patch_size * grid
+    else:
+        vision_layers = tuple(
+            len({k.split(".")[2] for k in sd if k.startswith(f"visual.layer{b}.")}) for b in (1, 2, 3, 4)
+        )
+        vision_width = sd["visual.layer1.0.conv1.weight"].shape[0]
+        positions = sd["visual.attnpool.positional_embedding"].shape[0]
+        out = round((positions - 1) ** 0.5)
+        if out**2 + 1 != positions:
+            raise ValueError(f"visual.attnpool.positional_embedding has {positions} rows, not a square grid + 1")
+        vision_patch_size = None
+        image_resolution = out * 32
+    transformer_width = sd["ln_final.weight"].shape[0]
+    return dict(
+        embed_dim=sd["text_projection"].shape[1],
+        image_resolution=image_resolution,
+        vision_layers=vision_layers,
+        vision_width=vision_width,
+        vision_patch_size=vision_patch_size,
+        context_length=sd["positional_embedding"].shape[0],
+        vocab_size=sd["token_embedding.weight"].shape[0],
+        transformer_width=transformer_width,
+        transformer_heads=transformer_width // 64,
+        transformer_layers=len({k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")}),
+    )
+
+
+def build_model(state_dict: dict[str, torch.Tensor]) -> CLIP:
+    """Build a CLIP from an OpenAI-layout state dict: sizes inferred, fp16 weights (``convert_weights``), strict load.
+
+    The model is constructed with the reference random initialisation first (the global torch RNG is consumed as
+    in the reference), then overwritten by the checkpoint. Returns the model in eval mode. Raises
+    ``clip.CorruptWeightsError`` (a RuntimeError) when the dict is not a complete CLIP state dict.
+    """
+    sd = {k: v for k, v in state_dict.items() if k not in _JIT_METADATA_KEYS}
+    try:
+        sizes = _infer_sizes(sd)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise CorruptWeightsError(f"not an OpenAI-layout CLIP state dict (cannot infer the sizes: {exc!r})") from exc
+    model = CLIP(**sizes)
+    convert_weights(model)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise CorruptWeightsError(f"the state dict does not match the CLIP architecture it describes: {exc}") from exc
+    return model.eval()
+
+
+def build_clip_from_config(
+    embed_dim: int = 64,
+    image_resolution: int = 32,
+    vision_layers: int | Sequence[int] = 2,
+    vision_width: int = 64,
+    vision_patch_size: int | None = 8,
+    context_length: int = 77,
+    vocab_size: int = 49408,
+    transformer_width: int = 64,
+    transformer_heads: int = 1,
+    transformer_layers: int = 2,
+) -> CLIP:
+    """A small random fp32 CLIP for tests (a tuple ``vision_layers`` gives a ResNet image tower), in eval mode."""
+    return CLIP(
+        embed_dim=embed_dim,
+        image_resolution=image_resolution,
+        vision_layers=tuple(vision_layers) if isinstance(vision_layers, (tuple, list)) else vision_layers,
+        vision_width=vision_width,
+        vision_patch_size=vision_patch_size,
+        context_length=context_length,
+        vocab_size=vocab_size,
+        transformer_width=transformer_width,
+        transformer_heads=transformer_heads,
+        transformer_layers=transformer_layers,
+    ).eval()
