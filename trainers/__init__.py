@@ -1,4 +1,30 @@
-"""Trainers. Importing this package registers every trainer in ``TRAINER_REGISTRY``."""
-from .config import add_trainer_cfg
+"""Trainers. Importing this package registers every trainer in ``TRAINER_REGISTRY`` and every
+component in the learner/head/regulariser registries."""
+from dassl.engine import TRAINER_REGISTRY, build_trainer
 
-__all__ = ["add_trainer_cfg"]
+from . import cocoop, coop, coop_crt, coop_nemesis, dept, kgcoop, maple, zsclip  # noqa: F401  (registration)
+from .cocoop import CoCoOp, CoCoOpNemesis
+from .config import add_trainer_cfg
+from .coop import CoOp
+from .coop_crt import CoOpCRT
+from .coop_nemesis import CoOpNemesis
+from .dept import ExtrasLinearProbeCoCoOp, ExtrasLinearProbeCoOp, ExtrasLinearProbeKgCoOp, ExtrasLinearProbeMaPLe
+from .kgcoop import KgCoOp, KgCoOpNemesis
+from .maple import MaPLe, MaPLeNemesis
+from .modules import HEAD_REGISTRY, PROMPT_LEARNER_REGISTRY, REGULARISER_REGISTRY
+from .prompt_trainer import PromptTrainer
+from .zsclip import ZeroshotCLIP, ZeroshotCLIP2
+
+REGISTRIES = {
+    "trainer": TRAINER_REGISTRY,
+    "learner": PROMPT_LEARNER_REGISTRY,
+    "head": HEAD_REGISTRY,
+    "regulariser": REGULARISER_REGISTRY,
+}
+
+__all__ = [
+    "add_trainer_cfg", "build_trainer", "REGISTRIES", "TRAINER_REGISTRY", "PROMPT_LEARNER_REGISTRY",
+    "HEAD_REGISTRY", "REGULARISER_REGISTRY", "PromptTrainer", "CoOp", "CoOpNemesis", "CoOpCRT",
+    "ZeroshotCLIP", "ZeroshotCLIP2", "CoCoOp", "CoCoOpNemesis", "KgCoOp", "KgCoOpNemesis", "MaPLe", "MaPLeNemesis",
+    "ExtrasLinearProbeCoOp", "ExtrasLinearProbeCoCoOp", "ExtrasLinearProbeKgCoOp", "ExtrasLinearProbeMaPLe",
+]

@@ -18,3 +18,7 @@ class ConfigError(UsageError, ValueError):
 
 class DataNotFoundError(UsageError, FileNotFoundError):
     """A dataset folder, split file or image is missing (names the path and the DATASETS.md section)."""
+
+
+class CheckpointNotFoundError(UsageError, FileNotFoundError):
+    """A checkpoint file or folder the user pointed at (``--model-dir``, ``--resume``) does not exist."""
