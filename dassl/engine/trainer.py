@@ -1,0 +1,556 @@
+"""Trainer base classes (Dassl ``dassl.engine.trainer``): ``TrainerBase`` -> ``SimpleTrainer`` -> ``TrainerX``.
+
+Lifecycle (engine.md §3.2-3.3)::
+
+    SimpleTrainer.__init__(cfg): check_cfg(cfg) -> device/epochs/output_dir -> self.cfg
+        -> build_data_loader() -> build_model() -> evaluator
+    train(): before_train() -> [before_epoch() -> run_epoch() -> after_epoch()] * epochs -> after_train()
+
+Output lines (interfaces read by tools and scripts):
+
+* training: ``epoch [E/MAX] batch [B/NB] time T (T) data D (D) <meters> lr 2.0000e-03 eta 0:01:02``
+  every ``TRAIN.PRINT_FREQ`` batches (every batch when an epoch has fewer batches than that);
+* ``Finish training``, ``Deploy the last-epoch model`` / ``Deploy the model with the best val performance``,
+  ``Evaluate on the *test* set``, the ``=> result`` block, and finally ``Elapsed: H:MM:SS`` (last line).
+
+``test()`` also writes ``OUTPUT_DIR/results.json`` (``results_val.json`` for the val split) with
+``split, accuracy, error_rate, macro_f1, total, correct, epoch``.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import os.path as osp
+import re
+import sys
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np  # noqa: F401  (kept at module level like upstream)
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from dassl.data import DataManager
+from dassl.evaluation import build_evaluator
+from dassl.utils import (  # noqa: F401  (re-exported names used by downstream trainers)
+    AverageMeter,
+    MetricMeter,
+    load_checkpoint,
+    load_pretrained_weights,
+    mkdir_if_missing,
+    resume_from_checkpoint,
+    save_checkpoint,
+    tolist_if_not,
+)
+from dassl.utils.errors import CheckpointNotFoundError
+from dassl.utils.tools import atomic_write_text
+from dassl.utils.torchtools import get_rng_state, read_pointer
+
+try:
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError:  # pragma: no cover - tensorboard is in requirements; keep the engine usable without it
+
+    class SummaryWriter:  # type: ignore[no-redef]
+        """No-op stand-in used when the ``tensorboard`` package is missing."""
+
+        def __init__(self, log_dir: str | None = None, **kwargs: Any) -> None:
+            if log_dir:
+                os.makedirs(log_dir, exist_ok=True)
+
+        def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainerBase", "SimpleTrainer", "TrainerX", "MetricMeter", "AverageMeter", "SummaryWriter"]
+
+BEST_MODEL_NAME = "model-best.pth.tar"
+_EPOCH_FILE_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+def _progress(iterable, desc: str):
+    """A tqdm bar on stderr (shown on terminals only, so logs of batch jobs stay clean)."""
+    return tqdm(iterable, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+
+
+class TrainerBase:
+    """Registered models, optimisers and schedulers plus the generic train loop."""
+
+    def __init__(self) -> None:
+        self._models: OrderedDict[str, nn.Module] = OrderedDict()
+        self._optims: OrderedDict[str, torch.optim.Optimizer | None] = OrderedDict()
+        self._scheds: OrderedDict[str, Any] = OrderedDict()
+        self._writer = None
+
+    # ------------------------------------------------------------------ registration
+    def register_model(self, name: str = "model", model: nn.Module | None = None, optim=None, sched=None) -> None:
+        """Register a module (checkpointed and toggled by :meth:`set_model_mode`) with its optimiser/scheduler.
+
+        ``optim`` and ``sched`` may be None (e.g. frozen modules).
+        """
+        if self.__dict__.get("_models") is None:
+            raise AttributeError("Cannot assign model before super().__init__() call")
+        if self.__dict__.get("_optims") is None:
+            raise AttributeError("Cannot assign optim before super().__init__() call")
+        if self.__dict__.get("_scheds") is None:
+            raise AttributeError("Cannot assign sched before super().__init__() call")
+        if name in self._models:
+            raise KeyError(f"Found duplicate model names: {name!r}")
+        self._models[name] = model
+        self._optims[name] = optim
+        self._scheds[name] = sched
+
+    def get_model_names(self, names: str | list[str] | None = None) -> list[str]:
+        """All registered names, or the given ones after checking they exist."""
+        names_real = list(self._models.keys())
+        if names is not None:
+            names = tolist_if_not(names)
+            for name in names:
+                if name not in names_real:
+                    raise KeyError(f"Model {name!r} is not registered (registered: {names_real})")
+            return names
+        return names_real
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: float | None = None,
+                   model_name: str = "") -> None:
+        """Save every registered model to ``directory/<name>/`` (``model.pth.tar-<epoch+1>`` by default).
+
+        Each file holds ``state_dict``, ``epoch`` (= ``epoch + 1``), ``optimizer``, ``scheduler``,
+        ``val_result`` and ``rng_state``. A ``model-best.pth.tar`` save does not move the ``checkpoint``
+        pointer, which always names the newest regular checkpoint (the one to resume from).
+        """
+        names = self.get_model_names()
+        rng_state = get_rng_state()
+        for name in names:
+            model_dict = self._models[name].state_dict()
+            optim_dict = self._optims[name].state_dict() if self._optims[name] is not None else None
+            sched_dict = self._scheds[name].state_dict() if self._scheds[name] is not None else None
+            save_checkpoint(
+                {
+                    "state_dict": model_dict,
+                    "epoch": epoch + 1,
+                    "optimizer": optim_dict,
+                    "scheduler": sched_dict,
+                    "val_result": val_result,
+                    "rng_state": rng_state,
+                },
+                osp.join(directory, name),
+                is_best=is_best,
+                model_name=model_name,
+                update_pointer=model_name != BEST_MODEL_NAME,
+            )
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """Resume every registered model from ``directory/<name>/checkpoint``; returns the start epoch.
+
+        Restores weights, optimiser, scheduler and the RNG states, so the continued run equals an
+        uninterrupted one.
+        """
+        names = self.get_model_names()
+        if not names or any(read_pointer(osp.join(directory, name)) is None for name in names):
+            logger.info("No checkpoint found, train from scratch")
+            return 0
+        logger.info(f"Found checkpoint at {directory} (will resume training)")
+        start_epoch = 0
+        for i, name in enumerate(names):
+            path = osp.join(directory, name)
+            start_epoch = resume_from_checkpoint(
+                path, self._models[name], self._optims[name], self._scheds[name], restore_rng=i == len(names) - 1
+            )
+        best = osp.join(directory, names[0], BEST_MODEL_NAME)
+        if osp.isfile(best):
+            val_result = load_checkpoint(best).get("val_result")
+            if val_result is not None:
+                self.best_result = float(val_result)
+        self._model_epoch = start_epoch
+        if start_epoch >= self.max_epoch:
+            logger.info(
+                f"The checkpoint is at epoch {start_epoch} >= OPTIM.MAX_EPOCH={self.max_epoch}: training is already "
+                "finished, no epoch will run (use a new OUTPUT_DIR to train again)"
+            )
+        return start_epoch
+
+    @staticmethod
+    def _resolve_model_file(fdir: str, epoch: int | None) -> str:
+        if not osp.isdir(fdir):
+            raise CheckpointNotFoundError(f'model folder not found: "{fdir}"')
+        if epoch is None:
+            if osp.isfile(osp.join(fdir, BEST_MODEL_NAME)):
+                return BEST_MODEL_NAME
+            latest = read_pointer(fdir)
+            if latest is None:
+                raise CheckpointNotFoundError(f'no "{BEST_MODEL_NAME}" and no "checkpoint" pointer in "{fdir}"')
+            logger.info(f"Note: no {BEST_MODEL_NAME} in {fdir}; loading the latest checkpoint {latest}")
+            return latest
+        if epoch < 0:
+            epochs = [int(m.group(1)) for f in os.listdir(fdir) if (m := _EPOCH_FILE_RE.match(f))]
+            if not epochs:
+                raise CheckpointNotFoundError(f'no "model.pth.tar-N" file in "{fdir}"')
+            return f"model.pth.tar-{max(epochs)}"
+        model_file = f"model.pth.tar-{epoch}"
+        if not osp.isfile(osp.join(fdir, model_file)):
+            raise CheckpointNotFoundError(f'Model not found at "{osp.join(fdir, model_file)}"')
+        return model_file
+
+    def load_model(self, directory: str | None, epoch: int | None = None) -> None:
+        """Load every registered model from ``directory/<name>/`` (strict).
+
+        Args:
+            directory: the output folder of a training run; empty/None skips loading (zero-shot).
+            epoch: ``N`` loads ``model.pth.tar-N``; a negative value the newest such file; None loads
+                ``model-best.pth.tar`` (or, when absent, the newest checkpoint named by the pointer file).
+
+        Raises:
+            CheckpointNotFoundError: a folder or file is missing.
+        """
+        if not directory:
+            logger.info("Note that load_model() is skipped as no pretrained model is given")
+            return
+        for name in self.get_model_names():
+            fdir = osp.join(directory, name)
+            model_path = osp.join(fdir, self._resolve_model_file(fdir, epoch))
+            checkpoint = load_checkpoint(model_path)
+            state_dict = checkpoint["state_dict"]
+            ckpt_epoch = checkpoint.get("epoch")
+            val_result = checkpoint.get("val_result")
+            msg = f'Load {model_path} to {name} (epoch={ckpt_epoch}'
+            if isinstance(val_result, (int, float)):
+                msg += f", val_result={val_result:.1f}"
+            logger.info(msg + ")")
+            self._models[name].load_state_dict(state_dict)
+            self._model_epoch = ckpt_epoch
+
+    # ------------------------------------------------------------------ modes and updates
+    def set_model_mode(self, mode: str = "train", names: str | list[str] | None = None) -> None:
+        """``.train()`` or ``.eval()`` on the *registered* modules only (frozen encoders keep eval mode)."""
+        for name in self.get_model_names(names):
+            if mode == "train":
+                self._models[name].train()
+            elif mode in ("test", "eval"):
+                self._models[name].eval()
+            else:
+                raise KeyError(f"Unknown model mode {mode!r} (train | eval | test)")
+
+    def update_lr(self, names: str | list[str] | None = None) -> None:
+        """Step every registered scheduler that is not None (once per epoch)."""
+        for name in self.get_model_names(names):
+            if self._scheds[name] is not None:
+                self._scheds[name].step()
+
+    def detect_anomaly(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError("Loss is infinite or NaN!")
+
+    def model_zero_grad(self, names: str | list[str] | None = None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].zero_grad()
+
+    def model_backward(self, loss: torch.Tensor) -> None:
+        self.detect_anomaly(loss)
+        loss.backward()
+
+    def model_update(self, names: str | list[str] | None = None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].step()
+
+    def model_backward_and_update(self, loss: torch.Tensor, names: str | list[str] | None = None) -> None:
+        """zero_grad -> non-finite check (``FloatingPointError``) -> backward -> optimiser steps."""
+        self.model_zero_grad(names)
+        self.model_backward(loss)
+        self.model_update(names)
+
+    # ------------------------------------------------------------------ tensorboard
+    def init_writer(self, log_dir: str) -> None:
+        if self.__dict__.get("_writer") is None:
+            logger.info(f"Initialize tensorboard (log_dir={log_dir})")
+            self._writer = SummaryWriter(log_dir=log_dir)
+
+    def close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def write_scalar(self, tag: str, scalar_value: float, global_step: int | None = None) -> None:
+        """Add a tensorboard scalar (no-op when no writer exists, e.g. in eval-only runs)."""
+        if self._writer is None:
+            return
+        self._writer.add_scalar(tag, scalar_value, global_step)
+
+    # ------------------------------------------------------------------ loop
+    def train(self, start_epoch: int, max_epoch: int) -> None:
+        """Generic training loop."""
+        self.start_epoch = start_epoch
+        self.max_epoch = max_epoch
+        self.before_train()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.before_epoch()
+            self.run_epoch()
+            self._model_epoch = self.epoch + 1
+            self.after_epoch()
+        self.after_train()
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        pass
+
+    def run_epoch(self) -> None:
+        raise NotImplementedError
+
+    def test(self, split: str | None = None) -> float:
+        raise NotImplementedError
+
+    def parse_batch_train(self, batch):
+        raise NotImplementedError
+
+    def parse_batch_test(self, batch):
+        raise NotImplementedError
+
+    def forward_backward(self, batch) -> dict:
+        raise NotImplementedError
+
+    def model_inference(self, input):
+        raise NotImplementedError
+
+
+class SimpleTrainer(TrainerBase):
+    """A trainer with one data manager, an evaluator, best-val selection, checkpoints and resume."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        self.check_cfg(cfg)
+
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            self.device = torch.device("cuda")
+        else:
+            self.device = torch.device("cpu")
+
+        # Save as attributes some frequently used variables
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self.output_dir = cfg.OUTPUT_DIR
+        self.batch_idx = 0
+        self.num_batches = 0
+        self.last_results: OrderedDict | None = None
+        self._model_epoch: int | None = None
+
+        self.cfg = cfg
+        self.build_data_loader()
+        self.build_model()
+        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+        self.best_result = -np.inf
+
+    def check_cfg(self, cfg) -> None:
+        """Check whether some variables are set correctly for the trainer (optional hook; ``self.cfg`` is unset)."""
+
+    def build_data_loader(self) -> None:
+        """Create ``self.dm`` and copy its loaders, ``num_classes``, ``num_source_domains`` and ``lab2cname``."""
+        dm = DataManager(self.cfg)
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u  # optional, can be None
+        self.val_loader = dm.val_loader  # optional, can be None
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname  # dict {label: classname}
+        self.dm = dm
+
+    def build_model(self) -> None:
+        """Build and register the model(s); every concrete trainer overrides this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build_model() and register its model(s)")
+
+    def train(self) -> None:  # type: ignore[override]
+        super().train(self.start_epoch, self.max_epoch)
+
+    def before_train(self) -> None:
+        directory = self.cfg.OUTPUT_DIR
+        if self.cfg.RESUME:
+            directory = self.cfg.RESUME
+            if not osp.isdir(directory):
+                raise CheckpointNotFoundError(f'RESUME folder not found: "{directory}"')
+        self.start_epoch = self.resume_model_if_exist(directory)
+
+        # Initialize summary writer
+        writer_dir = osp.join(self.output_dir, "tensorboard")
+        mkdir_if_missing(writer_dir)
+        self.init_writer(writer_dir)
+
+        # Remember the starting time (for computing the elapsed time)
+        self.time_start = time.time()
+
+    def after_train(self) -> None:
+        logger.info("Finish training")
+
+        do_test = not self.cfg.TEST.NO_TEST
+        if do_test:
+            if self.cfg.TEST.FINAL_MODEL == "best_val":
+                logger.info("Deploy the model with the best val performance")
+                self.load_model(self.output_dir)
+            else:
+                logger.info("Deploy the last-epoch model")
+            self.test()
+
+        # Show elapsed time
+        elapsed = round(time.time() - self.time_start)
+        logger.info(f"Elapsed: {datetime.timedelta(seconds=elapsed)}")
+
+        # Close writer
+        self.close_writer()
+
+    def after_epoch(self) -> None:
+        last_epoch = (self.epoch + 1) == self.max_epoch
+        do_test = not self.cfg.TEST.NO_TEST
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        meet_checkpoint_freq = (self.epoch + 1) % freq == 0 if freq > 0 else False
+
+        if do_test and self.cfg.TEST.FINAL_MODEL == "best_val":
+            curr_result = self.test(split="val")
+            is_best = curr_result > self.best_result
+            if is_best:
+                self.best_result = curr_result
+                self.save_model(self.epoch, self.output_dir, val_result=curr_result, model_name=BEST_MODEL_NAME)
+
+        if meet_checkpoint_freq or last_epoch:
+            self.save_model(self.epoch, self.output_dir)
+
+    @torch.no_grad()
+    def test(self, split: str | None = None) -> float:
+        """Evaluate on ``split`` (default ``TEST.SPLIT``; "val" falls back to test when there is no val set).
+
+        Returns:
+            The first result value (accuracy in percent). The evaluator's full dict is stored in
+            ``self.last_results`` and written, with ``total``, ``correct``, ``split`` and ``epoch``, to
+            ``OUTPUT_DIR/results.json`` (``results_val.json`` for the val split).
+        """
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+
+        if split is None:
+            split = self.cfg.TEST.SPLIT
+
+        if split == "val" and self.val_loader is not None:
+            data_loader = self.val_loader
+        else:
+            split = "test"  # in case val_loader is None
+            data_loader = self.test_loader
+
+        logger.info(f"Evaluate on the *{split}* set")
+
+        for batch_idx, batch in enumerate(_progress(data_loader, f"eval {split}")):
+            input, label = self.parse_batch_test(batch)
+            output = self.model_inference(input)
+            self.evaluator.process(output, label)
+
+        results = self.evaluator.evaluate()
+
+        for k, v in results.items():
+            tag = f"{split}/{k}"
+            self.write_scalar(tag, v, self.epoch)
+
+        self.last_results = results
+        self._write_results_file(split, results)
+        return list(results.values())[0]
+
+    def _write_results_file(self, split: str, results: dict) -> None:
+        record = {"split": split}
+        record.update({k: float(v) for k, v in results.items()})
+        record["total"] = int(getattr(self.evaluator, "total", 0))
+        record["correct"] = int(getattr(self.evaluator, "correct", 0))
+        record["epoch"] = self._model_epoch
+        fname = "results_val.json" if split == "val" else "results.json"
+        try:
+            atomic_write_text(json.dumps(record, indent=4) + "\n", osp.join(self.output_dir, fname))
+        except OSError as e:  # never lose a finished evaluation because of the side file
+            logger.warning(f"Could not write {fname}: {e}")
+
+    def model_inference(self, input):
+        return self.model(input)
+
+    def parse_batch_test(self, batch):
+        input = batch["img"]
+        label = batch["label"]
+        input = input.to(self.device)
+        label = label.to(self.device)
+        return input, label
+
+    def get_current_lr(self, names: str | list[str] | None = None) -> float:
+        """LR of param group 0 of the first registered optimiser (0.0 when nothing is optimised)."""
+        for name in self.get_model_names(names):
+            optim = self._optims[name]
+            if optim is not None:
+                return optim.param_groups[0]["lr"]
+        return 0.0
+
+
+class TrainerX(SimpleTrainer):
+    """A base trainer using labeled data only."""
+
+    def run_epoch(self) -> None:
+        self.set_model_mode("train")
+        losses = MetricMeter()
+        batch_time = AverageMeter()
+        data_time = AverageMeter()
+        self.num_batches = len(self.train_loader_x)
+
+        end = time.time()
+        bar = _progress(self.train_loader_x, f"epoch {self.epoch + 1}/{self.max_epoch}")
+        for self.batch_idx, batch in enumerate(bar):
+            data_time.update(time.time() - end)
+            loss_summary = self.forward_backward(batch)
+            batch_time.update(time.time() - end)
+            losses.update(loss_summary)
+
+            meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
+            only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
+            if meet_freq or only_few_batches:
+                nb_remain = 0
+                nb_remain += self.num_batches - self.batch_idx - 1
+                nb_remain += (self.max_epoch - self.epoch - 1) * self.num_batches
+                eta_seconds = batch_time.avg * nb_remain
+                eta = str(datetime.timedelta(seconds=int(eta_seconds)))
+
+                info = []
+                info += [f"epoch [{self.epoch + 1}/{self.max_epoch}]"]
+                info += [f"batch [{self.batch_idx + 1}/{self.num_batches}]"]
+                info += [f"time {batch_time.val:.3f} ({batch_time.avg:.3f})"]
+                info += [f"data {data_time.val:.3f} ({data_time.avg:.3f})"]
+                meters = str(losses)
+                if meters:
+                    info += [meters]
+                info += [f"lr {self.get_current_lr():.4e}"]
+                info += [f"eta {eta}"]
+                logger.info(" ".join(info))
+
+            n_iter = self.epoch * self.num_batches + self.batch_idx
+            for name, meter in losses.meters.items():
+                self.write_scalar("train/" + name, meter.avg, n_iter)
+            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+
+            end = time.time()
+
+    def parse_batch_train(self, batch):
+        input = batch["img"]
+        label = batch["label"]
+        domain = batch["domain"]
+        input = input.to(self.device)
+        label = label.to(self.device)
+        domain = domain.to(self.device)
+        return input, label, domain

@@ -1,0 +1,151 @@
+"""Small file-system and misc helpers (Dassl ``dassl.utils.tools``)."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import os.path as osp
+import random
+import tempfile
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "mkdir_if_missing",
+    "check_isfile",
+    "read_json",
+    "write_json",
+    "atomic_write_text",
+    "set_random_seed",
+    "collect_env_info",
+    "listdir_nohidden",
+    "read_image",
+    "tolist_if_not",
+    "get_git_sha",
+    "check_availability",
+]
+
+
+def mkdir_if_missing(dirname: str) -> None:
+    """``os.makedirs`` that ignores an existing directory."""
+    if not osp.exists(dirname):
+        try:
+            os.makedirs(dirname)
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+
+
+def check_isfile(fpath: str) -> bool:
+    """True if ``fpath`` is a file; warns when it is not."""
+    isfile = osp.isfile(fpath)
+    if not isfile:
+        warnings.warn(f'No file found at "{fpath}"', stacklevel=2)
+    return isfile
+
+
+def read_json(fpath: str) -> Any:
+    with open(fpath) as f:
+        return json.load(f)
+
+
+def write_json(obj: Any, fpath: str) -> None:
+    """Dump ``obj`` as JSON (4-space indent, ``(",", ": ")`` separators), creating the parent folder."""
+    mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
+    with open(fpath, "w") as f:
+        json.dump(obj, f, indent=4, separators=(",", ": "))
+
+
+def atomic_write_text(text: str, fpath: str) -> None:
+    """Write ``text`` to ``fpath`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+    dirname = osp.dirname(osp.abspath(fpath))
+    mkdir_if_missing(dirname)
+    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(fpath)}.", suffix=".tmp", dir=dirname)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fpath)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python ``random``, NumPy and torch (CPU and every CUDA device). Seed 0 is a valid seed."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def collect_env_info() -> str:
+    """torch's environment report plus the Pillow version."""
+    try:
+        from torch.utils.collect_env import get_pretty_env_info
+
+        env_str = get_pretty_env_info()
+    except Exception as e:  # pragma: no cover - depends on the host
+        env_str = f"(torch environment report unavailable: {e})\nPyTorch version: {torch.__version__}"
+    import PIL
+
+    env_str += f"\n        Pillow ({PIL.__version__})"
+    return env_str
+
+
+def listdir_nohidden(path: str, sort: bool = False) -> list[str]:
+    """Entries of ``path`` that do not start with ``.`` (sorted only when ``sort``)."""
+    items = [f for f in os.listdir(path) if not f.startswith(".")]
+    if sort:
+        items.sort()
+    return items
+
+
+def read_image(path: str):
+    """Open an image with PIL and convert it to RGB."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+def tolist_if_not(x: Any) -> list:
+    """Wrap ``x`` in a list unless it already is one."""
+    if not isinstance(x, list):
+        x = [x]
+    return x
+
+
+def get_git_sha(path: str | None = None) -> str | None:
+    """The git commit of the repository holding ``path`` (``+dirty`` if modified), or None."""
+    import subprocess
+
+    cwd = path or osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True,
+            timeout=10,
+        ).stdout.strip()
+    except Exception:
+        return None
+    return sha + ("+dirty" if dirty else "") if sha else None
+
+
+
+
+def check_availability(requested: str, available: list[str]) -> None:
+    """Raise ``ValueError`` naming the closest available string when ``requested`` is not available."""
+    if requested not in available:
+        import difflib
+
+        best = max(available, key=lambda a: difflib.SequenceMatcher(None, requested, a).ratio(), default=None)
+        raise ValueError(f"The requested one is expected to belong to {available}, but got [{requested}] "
+                         f"(do you mean [{best}]?)")
