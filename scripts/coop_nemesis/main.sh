@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Few-shot sweep: CoOp vs CoOp+Nemesis (PUN, PAN) over datasets x shots x seeds (paper recipe).
+#   scripts/coop_nemesis/main.sh DATASET [DATASET ...]     ("all" = the 11 datasets)
+# Env: DATA (required), SHOTS_LIST ("1 2 4 8 16"), SEEDS ("1 2 3"), METHODS ("coop pun pan"),
+#      BACKBONE_CFG (rn50; the epoch suffix is chosen per shot: 1 -> _ep50, 2/4 -> _ep100, 8/16 -> 200 epochs,
+#      imagenet always _ep50), CFG (fixed config, overrides the recipe), NCTX (16), CTP (end), CSC (False),
+#      PUN_ALPHA (1.0), PAN_ALPHA (1.0), NT (two), NP (1), CW (0.1), PAN_BETA (0.0).
+# With no arguments it runs scripts/embedded_default.sh when present.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HERE/../.." && pwd)"
+if [ $# -eq 0 ]; then
+  if [ -f "$REPO_ROOT/scripts/embedded_default.sh" ]; then
+    exec bash "$REPO_ROOT/scripts/embedded_default.sh"
+  fi
+  echo "usage: $0 DATASET [DATASET ...]   (or 'all'); env: DATA, SHOTS_LIST, SEEDS, METHODS, BACKBONE_CFG, CFG" >&2
+  exit 2
+fi
+ALL="caltech101 dtd eurosat fgvc_aircraft food101 imagenet oxford_flowers oxford_pets stanford_cars sun397 ucf101"
+DATASETS="$*"; [ "$DATASETS" = "all" ] && DATASETS="$ALL"
+SHOTS_LIST="${SHOTS_LIST:-1 2 4 8 16}" METHODS="${METHODS:-coop pun pan}" P="${BACKBONE_CFG:-rn50}"
+NCTX="${NCTX:-16}" CTP="${CTP:-end}" CSC="${CSC:-False}" NT="${NT:-two}" NP="${NP:-1}" CW="${CW:-0.1}"
+cfg_for() {  # cfg_for DATASET SHOTS
+  if [ -n "${CFG:-}" ]; then echo "$CFG"; return; fi
+  if [ "$1" = "imagenet" ] || [ "$2" -le 1 ]; then echo "${P}_ep50"
+  elif [ "$2" -le 4 ]; then echo "${P}_ep100"
+  else echo "$P"; fi
+}
+for DATASET in $DATASETS; do
+  for SHOTS in $SHOTS_LIST; do
+    C=$(cfg_for "$DATASET" "$SHOTS")
+    for METHOD in $METHODS; do
+      case "$METHOD" in
+        coop) bash "$HERE/../coop/main.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" ;;
+        pun) bash "$HERE/train.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" "${PUN_ALPHA:-1.0}" "$NT" "$NP" "$CW" 1.0 ;;
+        pan) bash "$HERE/train.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" "${PAN_ALPHA:-1.0}" "$NT" "$NP" "$CW" "${PAN_BETA:-0.0}" ;;
+        *) echo "error: unknown method $METHOD (coop | pun | pan)" >&2; exit 2 ;;
+      esac
+    done
+  done
+done

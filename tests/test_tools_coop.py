@@ -1,0 +1,84 @@
+"""parse_test_res, plot_norms and the trainer YAMLs."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+
+import train
+from tools import parse_test_res, plot_norms
+from trainers.config import nemesis_options, resolve_prompt_node
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_parse_test_res(tmp_path, capsys):
+    for seed, acc in ((1, "80.5"), (2, "81.25")):
+        d = tmp_path / "exp" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "log.txt").write_text(f"=> result\n* accuracy: 10.0%\nFinish training\n=> result\n* accuracy: {acc}%\nElapsed: 0:00:01\n")
+    (tmp_path / "exp" / "notes.txt").write_text("stray")
+    with pytest.warns(UserWarning):
+        parse_test_res.main([str(tmp_path / "exp"), "--csv", str(tmp_path / "t.csv")])
+    out = capsys.readouterr().out
+    assert "* accuracy: 80.88% +- 0.38%" in out
+    assert "80.88" in (tmp_path / "t.csv").read_text()
+
+
+def test_parse_crt_table(tmp_path, capsys):
+    for sub, acc in (("original/seed1", "70.0"), ("replace/pos-0_std-0/seed1", "71.0"), ("rescale/pos-1_scale-0.001/seed1", "60.0")):
+        d = tmp_path / sub
+        d.mkdir(parents=True)
+        (d / "log.txt").write_text(f"=> result\n* accuracy: {acc}%\n* macro_f1: 1.0%\n")
+    rows = parse_test_res.crt_table(str(tmp_path), "accuracy")
+    assert [(r["type"], r["position"], r["accuracy"]) for r in rows] == [
+        ("original", "", 70.0), ("replace", 0, 71.0), ("rescale", 1, 60.0)]
+
+
+def test_plot_norms(tmp_path):
+    folders = []
+    for name, with_acc in (("coop", True), ("nemesis", False)):
+        d = tmp_path / name
+        d.mkdir()
+        with open(d / "norms.jsonl", "w") as f:
+            for e in (1, 2, 3):
+                rec = {"epoch": e, "matrix_norm": 1.0 + e, "v_norms": [0.1 * e, 0.2 * e, 0.3]}
+                if with_acc:
+                    rec["test_acc"] = 50.0 + e
+                f.write(json.dumps(rec) + "\n")
+        folders.append(str(d))
+    fig, (ax_pos, ax_mat, ax_acc) = plot_norms.make_figure(folders, ["CoOp", "Nemesis"])
+    assert len(ax_pos.lines) == 6 and len(ax_mat.lines) == 2 and len(ax_acc.lines) == 1
+    assert list(ax_pos.lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    out = tmp_path / "n.pdf"
+    assert plot_norms.main(folders + ["-o", str(out)]) == 0 and out.stat().st_size > 1000
+    assert plot_norms.main([str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")]) == 2
+
+
+@pytest.mark.parametrize("trainer", ["CoOp", "CoOpNemesis", "CoOpCRT"])
+def test_every_trainer_yaml_merges(trainer):
+    files = sorted(glob.glob(os.path.join(ROOT, "configs", "trainers", trainer, "*.yaml")))
+    files = [f for f in files if not os.path.basename(f).startswith("tinysynth")]
+    assert len(files) >= 6
+    node = {"CoOp": "COOP", "CoOpNemesis": "CoOpNemesis", "CoOpCRT": "CoOpCRT"}[trainer]
+    for f in files:
+        args = train.parse_args(["--trainer", trainer, "--config-file", f, "--dataset-config-file",
+                                 os.path.join(ROOT, "configs", "datasets", "food101.yaml")])
+        cfg = train.setup_cfg(args)
+        s = resolve_prompt_node(cfg, node)
+        assert s["CTX_INIT"] == ("a photo of a" if f.endswith("ctxv1.yaml") else "")
+        if not f.endswith("_val.yaml"):
+            assert cfg.OPTIM.LR == 0.002 and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 32
+    assert cfg.REGULARISER.NEMESIS.PAN_SCALE == 50.0 and cfg.REGULARISER.NEMESIS.OMEGA == "constant"
+
+
+def test_nemesis_options_fallback_and_alias():
+    args = train.parse_args(["--trainer", "CoOpNemesis", "REGULARISER.NEMESIS.A", "2.0", "REGULARISER.NEMESIS.BETA",
+                             "1.0", "TRAINER.CoOpNemesis.NT", "inf", "TRAINER.CoOp.N_CTX", "8", "TRAINER.COOP.CSC", "True"])
+    cfg = train.setup_cfg(args)
+    opts = nemesis_options(cfg, "CoOpNemesis")
+    assert opts["a"] == 2.0 and opts["beta"] == 1.0 and opts["norm_type"] == "inf"
+    s = resolve_prompt_node(cfg, "COOP")
+    assert s["N_CTX"] == 8 and s["CSC"] is True

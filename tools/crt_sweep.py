@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Fast corruption sweep: one process evaluates a grid (types x positions x factors x seeds) of CoOpCRT
+settings for trained CoOp checkpoints, encoding the test images ONCE (the image encoder is frozen and the test
+split does not depend on the seed).
+
+Each setting gets the folder, log lines (``=> result`` block ending with ``macro_f1``), ``results.json`` and
+``data.pth`` that a separate ``train.py --trainer CoOpCRT --eval-only --corrupt-type ...`` run writes, with the
+same accuracy (same image-feature batches, same seeded replacement noise)::
+
+    <output-base>/original/seed<S>
+    <output-base>/replace/pos-<P>_std-<F>/seed<S>
+    <output-base>/rescale/pos-<P>_scale-<F>/seed<S>
+
+Finished settings (``macro_f1`` in the log tail) are skipped unless ``--force``; unfinished ones are redone.
+
+Example::
+
+    python tools/crt_sweep.py --root $DATA --dataset-config-file configs/datasets/eurosat.yaml \
+        --config-file configs/trainers/CoOpCRT/rn50_ep50.yaml \
+        --model-dir 'output/eurosat/CoOp/rn50_ep50_1shots/nctx16_cscFalse_ctpend/seed{seed}' --load-epoch 50 \
+        --output-base output_crt/CoOpCRT/eurosat/CoOp/rn50_ep50_1shots --seeds 1 2 3 \
+        --types original replace scale --positions 0 1 2 --replace-factors 0 --scale-factors 0.001 \
+        --opts DATASET.NUM_SHOTS 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+logger = logging.getLogger("crt_sweep")
+
+
+def setting_dir(base: str, kind: str, pos: int, factor: str, seed: int) -> str:
+    if kind == "original":
+        return osp.join(base, "original", f"seed{seed}")
+    if kind == "replace":
+        return osp.join(base, "replace", f"pos-{pos}_std-{factor}", f"seed{seed}")
+    return osp.join(base, "rescale", f"pos-{pos}_scale-{factor}", f"seed{seed}")
+
+
+def is_finished(folder: str) -> bool:
+    log = osp.join(folder, "log.txt")
+    if not osp.isfile(log):
+        return False
+    with open(log) as f:
+        return any("macro_f1" in line for line in f.readlines()[-5:])
+
+
+def grid(args) -> list[tuple[str, int, str]]:
+    out = []
+    for kind in args.types:
+        kind = "scale" if kind == "rescale" else kind
+        if kind == "original":
+            out.append(("original", 0, "0"))
+        elif kind == "replace":
+            out += [("replace", p, f) for p in args.positions for f in args.replace_factors]
+        elif kind == "scale":
+            out += [("scale", p, f) for p in args.positions for f in args.scale_factors]
+        else:
+            raise SystemExit(f"error: unknown corruption type {kind!r} (original | replace | scale)")
+    return out
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default="")
+    p.add_argument("--dataset-config-file", required=True)
+    p.add_argument("--config-file", action="append", required=True)
+    p.add_argument("--model-dir", required=True, help="model folder; '{seed}' is replaced by the seed")
+    p.add_argument("--load-epoch", type=int, required=True)
+    p.add_argument("--output-base", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--types", nargs="+", default=["original"])
+    p.add_argument("--positions", type=int, nargs="+", default=[0])
+    p.add_argument("--replace-factors", nargs="+", default=["0"])
+    p.add_argument("--scale-factors", nargs="+", default=["0.001"])
+    p.add_argument("--force", action="store_true", help="redo finished settings")
+    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides (last argument)")
+    return p
+
+
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    """Run the sweep; returns {setting folder: accuracy (percent)} for the settings evaluated now."""
+    import torch
+
+    import train
+    from dassl.engine import build_trainer
+    from trainers.coop_crt import save_data_pth
+    from trainers.corruption import corrupt_context
+
+    args = build_parser().parse_args(argv)
+    settings = [(s, k, p, f) for s in args.seeds for (k, p, f) in grid(args)]
+    todo = [t for t in settings if args.force or not is_finished(setting_dir(args.output_base, t[1], t[2], t[3], t[0]))]
+    for t in settings:
+        if t not in todo:
+            logger.info(f"skip (finished): {setting_dir(args.output_base, t[1], t[2], t[3], t[0])}")
+    if not todo:
+        return {}
+    targs = ["--root", args.root, "--seed", str(todo[0][0]), "--trainer", "CoOpCRT",
+             "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
+    for c in args.config_file:
+        targs += ["--config-file", c]
+    cfg = train.setup_cfg(train.parse_args(targs + list(args.opts)))
+    trainer = build_trainer(cfg)
+    start = time.time()
+    feats, labels = trainer.encode_test_images()  # once for the whole grid
+    logger.info(f"encoded {sum(len(x) for x in labels)} test images in {time.time() - start:.1f}s")
+    flat = torch.cat(feats).float()
+    flat = flat / flat.norm(dim=-1, keepdim=True)
+    label_cat = torch.cat(labels)
+    accs: dict[str, float] = {}
+    root_logger = logging.getLogger()
+    if root_logger.getEffectiveLevel() > logging.INFO:
+        root_logger.setLevel(logging.INFO)
+    for seed in sorted({t[0] for t in todo}):
+        model_dir = args.model_dir.replace("{seed}", str(seed))
+        trainer.load_model(model_dir, epoch=args.load_epoch)
+        original = trainer.model.learner.ctx.detach().clone()
+        for _, kind, pos, factor in [t for t in todo if t[0] == seed]:
+            folder = setting_dir(args.output_base, kind, pos, factor, seed)
+            if osp.isdir(folder):
+                for name in os.listdir(folder):  # redo an interrupted setting: empty only its folder
+                    path = osp.join(folder, name)
+                    if osp.isfile(path):
+                        os.remove(path)
+            os.makedirs(folder, exist_ok=True)
+            capture = _Capture()
+            root_logger.addHandler(capture)
+            try:
+                with torch.no_grad():
+                    trainer.model.learner.ctx.copy_(corrupt_context(original, kind, pos, float(factor), seed=seed))
+                trainer.model.invalidate_cache()
+                logger.info(f'Loading weights from "{model_dir}" (epoch = {args.load_epoch}); corrupt type={kind} '
+                            f"position={pos} factor={factor} seed={seed}")
+                logger.info("Evaluate on the *test* set")
+                res = trainer.evaluate_features(feats, labels)
+            finally:
+                root_logger.removeHandler(capture)
+            results = res["results"]
+            save_data_pth(osp.join(folder, "data.pth"), flat, label_cat, res["text_features"],
+                          trainer.model.learner.ctx, results["accuracy"] / 100.0)
+            record = {"split": "test", **{k: float(v) for k, v in results.items()},
+                      "total": int(getattr(trainer.evaluator, "total", 0)),
+                      "correct": int(getattr(trainer.evaluator, "correct", 0)), "epoch": args.load_epoch}
+            with open(osp.join(folder, "results.json"), "w") as f:
+                json.dump(record, f, indent=4)
+            with open(osp.join(folder, "log.txt"), "w") as f:  # written last: its macro_f1 marks completion
+                f.write("\n".join(capture.lines) + "\n")
+            accs[folder] = float(results["accuracy"])
+        with torch.no_grad():
+            trainer.model.learner.ctx.copy_(original)
+    return accs
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    try:
+        run()
+    except Exception as e:  # user errors: one line
+        from dassl.utils.errors import UsageError
+
+        if isinstance(e, UsageError):
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        raise

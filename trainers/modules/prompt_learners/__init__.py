@@ -1,0 +1,8 @@
+from .base import PromptLearner, PromptOutput
+from .cocoop import CoCoOpPromptLearner
+from .coop import CLASS_TOKEN_POSITIONS, CoOpPromptLearner
+from .handcrafted import HandcraftedPrompts
+from .maple import MaPLePromptLearner
+
+__all__ = ["PromptLearner", "PromptOutput", "CoOpPromptLearner", "CoCoOpPromptLearner", "MaPLePromptLearner",
+           "HandcraftedPrompts", "CLASS_TOKEN_POSITIONS"]

@@ -1,0 +1,104 @@
+"""MaPLe's deep multimodal prompts (Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023,
+arXiv:2210.03117). Methods spec §9.1."""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from dassl.utils.errors import ConfigError
+
+from ..registry import PROMPT_LEARNER_REGISTRY
+from .base import PromptOutput
+from .coop import CoOpPromptLearner, _tokenize
+
+logger = logging.getLogger(__name__)
+
+
+def vision_width(clip_model: nn.Module) -> int:
+    """D_v of a ViT image tower; ConfigError for a ResNet (MaPLe prompts need a ViT)."""
+    from clip.model import VisionTransformer
+
+    if not isinstance(clip_model.visual, VisionTransformer):
+        raise ConfigError(
+            "MaPLe needs a ViT image tower (visual prompts are tokens); MODEL.BACKBONE.NAME is a ResNet backbone. "
+            "Use e.g. ViT-B/16."
+        )
+    return clip_model.visual.conv1.out_channels
+
+
+@PROMPT_LEARNER_REGISTRY.register()
+class MaPLePromptLearner(CoOpPromptLearner):
+    """Deep language prompts coupled to deep visual prompts.
+
+    * ``ctx`` ``[n, Dt]`` (CLIP dtype): with ``ctx_init`` and n <= 4, the token embeddings at positions ``1..n``
+      of ``ctx_init``, and the prompt keeps the WHOLE phrase (n=2, "a photo of a": ``[SOS | ctx_1 ctx_2 | of a
+      name . EOS]``, reference behaviour M3); otherwise N(0, 0.02^2) and ``[SOS | X..X | name . EOS]``.
+    * ``compound_prompts_text``: J-1 tensors ``[n, Dt]`` (fp32, N(0, 0.02^2)) overwriting text positions ``1..n``
+      before text blocks ``1..J-1``.
+    * ``proj``: Linear(Dt -> Dv) (CLIP dtype) giving the first-layer visual prompts ``proj(ctx)`` ``[n, Dv]``
+      appended to the ViT input; ``compound_prompt_projections``: J-1 Linear(Dt -> Dv) (fp32), deep copies of ONE
+      initialised layer (identical initial weights, reference behaviour M4), giving the deep visual prompts
+      that replace the last n visual tokens before blocks ``1..J-1``.
+
+    Dimensions come from the model (no hard-coded 512/768); casts are dtype-aware (fp16, fp32, amp).
+    ``forward()`` returns a :class:`PromptOutput` with all four prompt kinds. ``with_context(ctx)`` (Nemesis)
+    replaces the first-layer text ctx only: deep prompts are unchanged and no visual prompts are returned.
+    """
+
+    prompts_image_tower = True
+
+    def __init__(
+        self, classnames: Sequence[str], clip_model: nn.Module, n_ctx: int = 2, ctx_init: str = "a photo of a",
+        prompt_depth: int = 9, init_std: float = 0.02,
+    ) -> None:
+        if isinstance(prompt_depth, bool) or not isinstance(prompt_depth, int) or prompt_depth < 1:
+            raise ConfigError(f"TRAINER.MAPLE.PROMPT_DEPTH must be an integer >= 1, got {prompt_depth!r}")
+        if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1:
+            raise ConfigError(f"TRAINER.MAPLE.N_CTX must be a positive integer, got {n_ctx!r}")
+        dv = vision_width(clip_model)
+        super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init="", csc=False, class_token_position="end",
+                         init_std=init_std)
+        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        dtype = clip_model.dtype
+        device = self.ctx.device
+        if ctx_init and n_ctx <= 4:
+            embed = clip_model.token_embedding
+            with torch.no_grad():
+                init_emb = embed(_tokenize([ctx_init]).to(device)).type(dtype)  # [1, L, Dt]
+                self.ctx.copy_(init_emb[0, 1 : 1 + n_ctx])  # the first n words become learnable
+                tokenized = _tokenize([f"{ctx_init} {name}." for name in self.classnames]).to(device)  # [C, L]
+                emb = embed(tokenized).type(dtype)  # [C, L, Dt]
+            self.token_prefix = emb[:, :1].clone()  # SOS
+            self.token_suffix = emb[:, 1 + n_ctx :].clone()  # remaining init words, name, ".", EOS, pad
+            self.tokenized_prompts = tokenized
+            logger.info(f'MaPLe: first {n_ctx} tokens of "{ctx_init}" are learnable; the phrase stays in the prompt')
+        self.prompt_depth = prompt_depth
+        self.proj = nn.Linear(self.ctx_dim, dv).to(device=device, dtype=dtype)
+        self.compound_prompts_text = nn.ParameterList(
+            [nn.Parameter(torch.empty(n_ctx, self.ctx_dim, device=device).normal_(std=init_std))
+             for _ in range(prompt_depth - 1)]
+        )
+        single = nn.Linear(self.ctx_dim, dv).to(device)
+        self.compound_prompt_projections = nn.ModuleList([copy.deepcopy(single) for _ in range(prompt_depth - 1)])
+        logger.info(f"MaPLe design: multi-modal prompt learning, depth {prompt_depth}, {n_ctx} context tokens")
+
+    def deep_text_prompts(self) -> list[torch.Tensor]:
+        return list(self.compound_prompts_text)
+
+    def forward(self, image_features: torch.Tensor | None = None) -> PromptOutput:
+        deep_text = self.deep_text_prompts()  # J-1 x [n, Dt]
+        visual = self.proj(self.ctx.to(self.proj.weight.dtype))  # [n, Dv]
+        deep_visual = [layer(p) for layer, p in zip(self.compound_prompt_projections, deep_text)]  # J-1 x [n, Dv]
+        return PromptOutput(
+            prompts=self.assemble(self.ctx), tokenized_prompts=self.tokenized_prompts, deep_text_prompts=deep_text,
+            visual_prompts=visual, deep_visual_prompts=deep_visual,
+        )
+
+    def with_context(self, ctx: torch.Tensor) -> PromptOutput:
+        out = super().with_context(ctx)
+        out.deep_text_prompts = self.deep_text_prompts()  # [n, Dt] each, broadcast over all sequences
+        return out

@@ -1,0 +1,74 @@
+"""KgCoOp: Yao et al., "Visual-Language Prompt Tuning with Knowledge-guided Context Optimization", CVPR 2023
+(arXiv:2303.13283). Methods spec §8.
+
+The knowledge-guided term ``W * (1 - mean_c cos(t_c, w_c^clip))`` as a regulariser on any learner: ``t_c`` are the
+learned-prompt text features of the step (``output.text_features``, ``[C, D]``; ``[B, C, D]`` for
+image-conditioned learners, then the mean runs over images and classes), ``w_c^clip`` the frozen hand-crafted
+template features, computed ONCE in :meth:`KgCoOp.setup` with the model's own frozen text encoder (no second
+CLIP, no device assumptions) and kept as a non-persistent buffer (never checkpointed).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..registry import REGULARISER_REGISTRY
+from .base import Regulariser
+
+#: KgCoOp's templates differ from zero-shot CLIP's (``trainers/data/templates.json``) only here (data, not branches)
+KGCOOP_TEMPLATE_OVERRIDES = {"DescribableTextures": "a photo of a {}, a type of texture."}
+
+
+def kgcoop_template(dataset_name: str) -> str:
+    """The hand-crafted template KgCoOp uses for ``dataset_name``: the zero-shot CLIP table entry (default
+    "a photo of a {}.") unless :data:`KGCOOP_TEMPLATE_OVERRIDES` lists the dataset."""
+    from trainers.zsclip import load_templates
+
+    if dataset_name in KGCOOP_TEMPLATE_OVERRIDES:
+        return KGCOOP_TEMPLATE_OVERRIDES[dataset_name]
+    table = load_templates()
+    return table["dataset"].get(dataset_name, table["default"])
+
+
+def kg_loss(text_features: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """``1 - mean cos(t, w)``; ``text_features`` ``[C, D]`` or ``[B, C, D]``, ``anchors`` ``[C, D]`` (fp32 result)."""
+    t = text_features.float()
+    w = anchors.float().expand_as(t)
+    return 1.0 - nn.functional.cosine_similarity(t, w, dim=-1).mean()
+
+
+@REGULARISER_REGISTRY.register()
+class KgCoOp(Regulariser):
+    """Knowledge-guided context optimisation term.
+
+    Args:
+        w: weight W (``TRAINER.COOP.W``; reference default 1.0, scripts 8.0, DePT configs 2.0).
+        template: hand-crafted template with one ``{}`` for the class name.
+    """
+
+    def __init__(self, w: float = 1.0, template: str = "a photo of a {}.") -> None:
+        super().__init__()
+        self.w = float(w)
+        self.template = template
+        self.register_buffer("anchors", torch.empty(0), persistent=False)
+        self._log: dict[str, float] = {}
+
+    @torch.no_grad()
+    def setup(self, model: nn.Module, classnames: Sequence[str]) -> None:
+        """Encode ``template.format(name)`` for every class with ``model.clip`` (frozen); anchors ``[C, D]``."""
+        from clip import clip
+
+        texts = [self.template.format(c.replace("_", " ")) for c in classnames]
+        device = model.clip.token_embedding.weight.device
+        feats = model.clip.encode_text(clip.tokenize(texts).to(device))  # [C, D]
+        self.anchors = (feats / feats.norm(dim=-1, keepdim=True)).float()
+
+    def forward(self, model: nn.Module, output: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        score = kg_loss(output.text_features, self.anchors.to(output.text_features.device))
+        self._log = {"kg_cos": 1.0 - float(score.detach())}
+        return {"kg_loss": self.w * score}
+
+    def log_values(self) -> dict[str, float]:
+        return dict(self._log)

@@ -1,0 +1,209 @@
+"""Nemesis: normalising soft-prompt vectors (Fu et al., "Nemesis: Normalizing the Soft-prompt Vectors of
+Vision-Language Models", ICLR 2024). Methods spec §4.
+
+Loss term (added to CE): ``omega(e) * (beta * N(A*1) + (1 - beta) * N(alpha_PAN))`` with
+
+* ``n_j`` the per-position p-norm of the context (p = 1, 2, inf by ``norm_type``), ``[M]`` or ``[C, M]``;
+* ``N(alpha) = sum_j alpha_j n_j / max(1, #{j: alpha_j != 0})``, summed over classes under CSC (kept
+  from the reference: the penalty grows with C);
+* PUN: ``alpha = A`` everywhere; PAN: ``alpha_j = pan_scale`` for sampled positions whose x``cw``
+  down-scaling strictly increases the batch's top-1 hits (``"randomK"``: K random positions, no check);
+* ``omega(e) = 1 - 1/(1 + exp(-0.2 (e - E/2)))`` (``omega="logistic"``) or 1 (``"constant"``).
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from typing import Any, Literal, Sequence
+
+import torch
+from torch import nn
+
+from dassl.utils.errors import ConfigError
+
+from ..registry import REGULARISER_REGISTRY
+from .base import Regulariser
+
+NORM_ORDERS = {"one": 1.0, "two": 2.0, "inf": math.inf}
+NormType = Literal["one", "two", "inf"]
+
+
+def position_norms(ctx: torch.Tensor, norm_type: NormType = "two") -> torch.Tensor:
+    """Per-position vector norms over the embedding axis: ``[M, Dt] -> [M]``, ``[C, M, Dt] -> [C, M]``."""
+    return torch.linalg.vector_norm(ctx.float(), ord=NORM_ORDERS[norm_type], dim=-1)
+
+
+def weighted_norm(norms: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``N(alpha) = sum_j alpha_j n_j / max(1, #nonzero alpha)``; ``norms`` ``[M]`` or ``[C, M]`` (summed over C)."""
+    active = int((alpha != 0).sum().item())
+    return (norms * alpha.to(norms)).sum() / max(1, active)
+
+
+def matrix_norm(ctx: torch.Tensor, norm_type: NormType = "two") -> torch.Tensor:
+    """Frobenius ("two"), matrix 1-norm ("one") or inf-norm ("inf") of ``[M, Dt]``, averaged over classes."""
+    ordv = {"two": "fro", "one": 1, "inf": math.inf}[norm_type]
+    return torch.linalg.matrix_norm(ctx.float(), ord=ordv).mean()
+
+
+def logistic_omega(epoch: int, max_epoch: int, k: float = 0.2) -> float:
+    """``1 - 1/(1 + exp(-k (epoch - max_epoch/2)))`` (0-based epoch)."""
+    return 1.0 - 1.0 / (1.0 + math.exp(-k * (epoch - max_epoch / 2)))
+
+
+def parse_np(value: Any, n_ctx: int) -> tuple[int, bool]:
+    """``NP`` -> (number of positions, random mode). Integer in [1, M] or ``"random<K>"``."""
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
+    if isinstance(value, str):
+        m = re.fullmatch(r"random(\d+)", value.strip())
+        if m:
+            k, rand = int(m.group(1)), True
+        elif re.fullmatch(r"\d+", value.strip()):
+            k, rand = int(value), False
+        else:
+            raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
+    elif isinstance(value, int):
+        k, rand = value, False
+    elif isinstance(value, float) and value.is_integer():
+        k, rand = int(value), False
+    else:
+        raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
+    if not 1 <= k <= n_ctx:
+        raise ConfigError(f"NP must lie in [1, N_CTX={n_ctx}], got {value!r}")
+    return k, rand
+
+
+def check_beta(beta: Any) -> float:
+    """BETA must be exactly 0, exactly 1 or in (0, 1)."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+        raise ConfigError(f"BETA must be a number in [0, 1], got {beta!r}")
+    beta = float(beta)
+    if not (beta == 0.0 or beta == 1.0 or 0.0 < beta < 1.0):
+        raise ConfigError(f"BETA must be 0, 1 or in (0, 1), got {beta!r}")
+    return beta
+
+
+@REGULARISER_REGISTRY.register()
+class Nemesis(Regulariser):
+    """PUN / PAN norm penalty on ``learner.context_vectors()`` (works for any learner exposing context).
+
+    Args:
+        a: PUN weight A (also the PAN scale unless ``pan_scale`` is given).
+        beta: 1 = PUN only, 0 = PAN only, in between = mix.
+        norm_type: "one" | "two" | "inf".
+        n_pos: NP, integer in [1, M] or "random<K>" (needed when beta < 1).
+        cw: PAN down-scaling factor of the corrupted pre-inference (needed for integer NP, beta < 1).
+        pan_scale: PAN alpha value (default: A; the reference uses 50 for Food101/OxfordPets).
+        omega: "logistic" schedule or "constant" 1.
+    """
+
+    def __init__(
+        self,
+        a: float,
+        beta: float,
+        norm_type: NormType = "two",
+        n_pos: int | str | None = None,
+        cw: float | None = None,
+        pan_scale: float | None = None,
+        omega: Literal["logistic", "constant"] = "logistic",
+    ) -> None:
+        super().__init__()
+        if a is None or isinstance(a, bool) or not isinstance(a, (int, float)):
+            raise ConfigError(f"Nemesis A (loss weight) must be a number, got {a!r}")
+        self.beta = check_beta(beta)
+        if norm_type not in NORM_ORDERS:
+            raise ConfigError(f"Nemesis NT must be one of {sorted(NORM_ORDERS)}, got {norm_type!r}")
+        if omega not in ("logistic", "constant"):
+            raise ConfigError(f"REGULARISER.NEMESIS.OMEGA must be 'logistic' or 'constant', got {omega!r}")
+        self.a = float(a)
+        self.norm_type = norm_type
+        self.n_pos_value = n_pos
+        self.cw = cw
+        self.pan_scale = float(self.a if pan_scale is None else pan_scale)
+        self.omega_mode = omega
+        self.omega = 1.0
+        self.n_pos = 0
+        self.random_mode = False
+        self._log: dict[str, float] = {}
+        self.alpha = None
+
+    @property
+    def uses_pan(self) -> bool:
+        return self.beta < 1.0
+
+    def setup(self, model: nn.Module, classnames: Sequence[str]) -> None:
+        ctx = model.learner.context_vectors()
+        if ctx is None:
+            raise ConfigError("Nemesis needs a learner with context vectors")
+        n_ctx = ctx.shape[-2]
+        if self.uses_pan:
+            self.n_pos, self.random_mode = parse_np(self.n_pos_value, n_ctx)
+            if not self.random_mode and (self.cw is None or isinstance(self.cw, bool)
+                                         or not isinstance(self.cw, (int, float))):
+                raise ConfigError(f"Nemesis CW (PAN down-scaling factor) must be a number, got {self.cw!r}")
+        self.alpha = torch.zeros(n_ctx)
+
+    def on_epoch_start(self, epoch: int, max_epoch: int) -> None:
+        self.omega = logistic_omega(epoch, max_epoch) if self.omega_mode == "logistic" else 1.0
+
+    # -- PAN ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def select_alpha(self, model: nn.Module, image_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """PAN weights ``[M]``: sample NP distinct positions (Python ``random``); a position gets
+        ``pan_scale`` iff scaling it by CW strictly increases the batch's correct count (random mode:
+        every sampled position, without the pre-inference).
+
+        The corrupted pre-inference reuses ``image_features`` ``[B, D]`` and encodes all (NP+1)*C
+        prompts in one text call.
+        """
+        ctx = model.learner.context_vectors().detach()
+        n_ctx = ctx.shape[-2]
+        alpha = torch.zeros(n_ctx)
+        positions = random.sample(range(n_ctx), self.n_pos)
+        if self.random_mode:
+            alpha[positions] = self.pan_scale
+            return alpha
+        stack = ctx.unsqueeze(0).repeat(len(positions) + 1, *([1] * ctx.dim())).clone()  # [K+1, (C,) M, Dt]
+        for k, j in enumerate(positions, start=1):
+            stack[k].select(-2, j).mul_(self.cw)  # corrupt position j (position axis -2, CSC safe)
+        if getattr(model.learner, "image_conditioned", False):  # CoCoOp: corrupt the shared ctx, then add the bias
+            out = model.learner.with_context(stack, image_features=image_features)  # [(K+1)*B, C, L, Dt]
+            feats = model.encode_text(out)  # [(K+1)*B, C, D]
+            feats = feats.view(len(positions) + 1, image_features.shape[0], *feats.shape[1:])  # [K+1, B, C, D]
+        else:
+            out = model.learner.with_context(stack)  # [(K+1)*C, L, Dt]
+            feats = model.encode_text(out)  # [(K+1)*C, D]
+            feats = feats.view(len(positions) + 1, -1, feats.shape[-1])  # [K+1, C, D]
+        hits = []
+        for k in range(feats.shape[0]):
+            logits = model.head(image_features, feats[k])  # [B, C]
+            hits.append(int((logits.argmax(dim=-1) == labels).sum().item()))
+        for k, j in enumerate(positions, start=1):
+            if hits[k] > hits[0]:
+                alpha[j] = self.pan_scale
+        return alpha
+
+    def forward(self, model: nn.Module, output: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        ctx = model.learner.context_vectors()
+        norms = position_norms(ctx, self.norm_type)  # [M] or [C, M]
+        n_ctx = ctx.shape[-2]
+        loss = norms.new_zeros(())
+        if self.beta > 0:
+            loss = loss + self.beta * weighted_norm(norms, torch.full((n_ctx,), self.a))
+        if self.uses_pan:
+            self.alpha = self.select_alpha(model, output.image_features.detach(), batch["label"])
+            loss = loss + (1.0 - self.beta) * weighted_norm(norms, self.alpha)
+        else:
+            self.alpha = torch.full((n_ctx,), self.a)
+        loss = self.omega * loss
+        with torch.no_grad():
+            log = {"matrix_norm": float(matrix_norm(ctx, self.norm_type)), "omega": self.omega}
+            per_pos = norms.detach().reshape(-1, n_ctx).mean(dim=0)
+            log.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+            log.update({f"alpha_{i}": float(v) for i, v in enumerate(self.alpha)})
+        self._log = log
+        return {"norm_loss": loss}
+
+    def log_values(self) -> dict[str, float]:
+        return dict(self._log)
