@@ -17,7 +17,7 @@ Namespaces are the reference forks' so that their YAML files and command lines r
   PROMPT_DEPTH}``.
 * DePT head: ``TRAINER.LINEAR_PROBE.{TYPE, WEIGHT, TEST_TIME_FUSION}``, ``TRAINER.FILM.LINEAR_PROBE``,
   ``OPTIM.LR_EXP``; enabled by ``MODEL.HEAD.NAME DePT`` (``--head DePT``) or an ``ExtrasLinearProbe*`` trainer.
-* ``DATASET.LABEL_SPACE``: explicit label-space id ("" = the dataset's own, ``DATASET.NAME``); the five
+* ``TRAINER.LINEAR_PROBE.LABEL_SPACE``: explicit label-space id ("" = the dataset's own, ``DATASET.NAME``); the five
   ImageNet-family YAMLs set "imagenet". The DePT head uses its classifier iff the evaluation label space is the
   training one and every evaluation class is a training class (rows selected by name, in order).
 """
@@ -89,11 +89,11 @@ def add_trainer_cfg(cfg) -> None:
     cfg.TRAINER.LINEAR_PROBE.TYPE = "linear"  # only "linear" is supported
     cfg.TRAINER.LINEAR_PROBE.WEIGHT = 0.7  # lambda: loss (1-l)*CE_ITM + l*CE_CAT; test logits (1-l)*s + l*z
     cfg.TRAINER.LINEAR_PROBE.TEST_TIME_FUSION = True  # False: the CAT logits z alone on base-class tests
+    # label-space id of the dataset ("" = its own, DATASET.NAME); the ImageNet-family dataset YAMLs set "imagenet"
+    cfg.TRAINER.LINEAR_PROBE.LABEL_SPACE = ""
     cfg.TRAINER.FILM = CN()
     cfg.TRAINER.FILM.LINEAR_PROBE = True  # channel-wise affine (cwT) before the linear classifier
     cfg.OPTIM.LR_EXP = 6.5  # DePT head learning rate = OPTIM.LR * LR_EXP
-    if "LABEL_SPACE" not in cfg.DATASET:
-        cfg.DATASET.LABEL_SPACE = ""  # "" = the dataset's own label space (DATASET.NAME); e.g. "imagenet"
     cfg.TRAINER.ZSCLIP = CN()
     cfg.TRAINER.ZSCLIP.TEMPLATE = ""  # "" = per-dataset template from trainers/data/templates.json
     cfg.TRAINER.ZSCLIP.PREC = "fp16"
@@ -215,8 +215,9 @@ def kgcoop_options(cfg) -> dict[str, Any]:
 
 
 def label_space(cfg) -> str:
-    """The evaluation/training label-space id: ``DATASET.LABEL_SPACE`` or, when empty, ``DATASET.NAME``."""
-    return cfg.DATASET.get("LABEL_SPACE", "") or cfg.DATASET.NAME
+    """The evaluation/training label-space id: ``TRAINER.LINEAR_PROBE.LABEL_SPACE`` or, when empty, ``DATASET.NAME``
+    (set in the dataset YAML: only ``DATASET.NAME`` lives under ``DATASET``)."""
+    return cfg.TRAINER.LINEAR_PROBE.LABEL_SPACE or cfg.DATASET.NAME
 
 
 def dept_options(cfg) -> dict[str, Any]:

@@ -359,9 +359,7 @@ class PromptTrainer(TrainerX):
             if missing or unexpected:
                 raise ConfigError(f'checkpoint "{path}" does not match {name}: missing {missing}, unexpected {unexpected}')
             logger.info(f'Loading weights to {name} from "{path}" (epoch = {ckpt.get("epoch")})')
-            module.load_state_dict(
-                {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()},
-                strict=True,
-            )
+            cast = {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()}
+            module.load_state_dict(cast, strict=True)
             self._model_epoch = ckpt.get("epoch")
         self.model.invalidate_cache()

@@ -81,7 +81,7 @@ class DePT(Head):
         weight: lambda (``TRAINER.LINEAR_PROBE.WEIGHT``).
         fusion: ``TRAINER.LINEAR_PROBE.TEST_TIME_FUSION``.
         film: ``TRAINER.FILM.LINEAR_PROBE`` (False: no cwT).
-        label_space: id of the current label space (``DATASET.LABEL_SPACE`` or ``DATASET.NAME``).
+        label_space: id of the current label space (``TRAINER.LINEAR_PROBE.LABEL_SPACE`` or ``DATASET.NAME``).
         lr_mult: learning-rate multiplier of the head's parameters (``OPTIM.LR_EXP``).
     """
 
