@@ -31,12 +31,14 @@ __all__ = [
     "BACKGROUND_NOISY",
     "COLOURS",
     "HELDOUT_PAIRS",
+    "LIGHTINGS",
     "POSITIONS",
     "SHAPES",
     "SIZES",
     "SYNTH_SHAPES_CLASSES",
     "TEXTURES",
     "Scene",
+    "apply_lighting",
     "caption_fits",
     "caption_scene",
     "caption_with_attributes",
@@ -72,6 +74,8 @@ TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted", "checkered")
 SIZES: tuple[str, ...] = ("small", "large")
 #: Positions of small shapes; large shapes are always centred.
 POSITIONS: tuple[str, ...] = ("center", "top left", "top right", "bottom left", "bottom right")
+#: Lighting domains: "studio" for pretraining, "dusk" (warm, dim, faded) for the SynthShapes benchmark.
+LIGHTINGS: tuple[str, ...] = ("studio", "dusk")
 #: Background name for per-pixel noise (every other background is a plain named colour).
 BACKGROUND_NOISY = "noisy"
 
@@ -449,13 +453,33 @@ def _jitter_colour(rgb: tuple[int, int, int], rng: np.random.Generator, amount: 
     return np.clip(np.asarray(rgb, dtype=np.float32) + rng.uniform(-amount, amount, size=3), 0, 255)
 
 
-def render_scene(scene: Scene, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+def apply_lighting(image: np.ndarray, rng: np.random.Generator, lighting: str = "studio") -> np.ndarray:
+    """Re-light a rendered image (uint8 ``[H, W, 3]`` -> uint8 ``[H, W, 3]``).
+
+    ``"studio"`` (the pretraining domain) returns the image unchanged and draws no random numbers. ``"dusk"``
+    (the SynthShapes domain) fades the colours towards grey, casts a warm tint and dims the image, with a
+    per-image random strength: a systematic domain shift, as between web photos and a downstream dataset.
+    """
+    if lighting == "studio":
+        return image
+    if lighting != "dusk":
+        raise ValueError(f"unknown lighting {lighting!r}; choose from {LIGHTINGS}")
+    x = image.astype(np.float32)
+    fade = float(rng.uniform(0.2, 0.4))
+    x = (1 - fade) * x + fade * x.mean(-1, keepdims=True)
+    tint = np.array([rng.uniform(1.05, 1.15), rng.uniform(0.9, 1.0), rng.uniform(0.65, 0.75)], dtype=np.float32)
+    x = x * tint * float(rng.uniform(0.6, 0.8)) + 10.0
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def render_scene(scene: Scene, rng: np.random.Generator, size: int = 32, lighting: str = "studio") -> np.ndarray:
     """Render ``scene`` as an RGB image.
 
     Args:
         scene: what to draw.
         rng: random generator for the exact placement, rotation, colour jitter, pattern phase and noise.
         size: image side in pixels.
+        lighting: ``"studio"`` (pretraining) or ``"dusk"`` (SynthShapes), see :func:`apply_lighting`.
 
     Returns:
         uint8 array ``[size, size, 3]``.
@@ -498,17 +522,18 @@ def render_scene(scene: Scene, rng: np.random.Generator, size: int = 32) -> np.n
     obj = main * pattern + shade * (1.0 - pattern)
 
     img = bg * (1.0 - mask) + obj * mask + rng.normal(0, 3.0, size=(size, size, 3))
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return apply_lighting(np.clip(np.rint(img), 0, 255).astype(np.uint8), rng, lighting)
 
 
 def render_batch(
-    rng: np.random.Generator, n: int, size: int = 32, **scene_kwargs
+    rng: np.random.Generator, n: int, size: int = 32, lighting: str = "studio", **scene_kwargs
 ) -> tuple[np.ndarray, list[Scene]]:
-    """Sample and render ``n`` scenes: uint8 ``[n, size, size, 3]`` and the scenes."""
+    """Sample (``sample_scene(rng, **scene_kwargs)``) and render ``n`` scenes: uint8 ``[n, size, size, 3]`` and
+    the scenes."""
     out = np.empty((n, size, size, 3), dtype=np.uint8)
     scenes = []
     for i in range(n):
         scene = sample_scene(rng, **scene_kwargs)
-        out[i] = render_scene(scene, rng, size)
+        out[i] = render_scene(scene, rng, size, lighting)
         scenes.append(scene)
     return out, scenes
