@@ -2,8 +2,11 @@
 
 20 classes named "<colour> <shape>" (``synthgen.SYNTH_SHAPES_CLASSES``; labels 0-9 are the base half, 10-19 the
 new half). Each image shows one shape of its class with random nuisance attributes: texture (plain, striped,
-dotted, checkered), size (small/large), position and background (a contrasting colour or noise). Eight classes
-are (colour, shape) pairs that the TinySynth backbone never saw during pretraining (``synthgen.HELDOUT_PAIRS``).
+dotted, checkered), size (small/large), position and background (a contrasting colour or noise). The images are
+rendered under "dusk" lighting (warm, dim, faded colours), a domain shift from the "studio" images the TinySynth
+backbone was pretrained on, and eight classes are (colour, shape) pairs that TinySynth never saw during
+pretraining (``synthgen.HELDOUT_PAIRS``); zero-shot accuracy is therefore well above chance but far from the
+few-shot prompt-learning accuracy.
 
 On disk it has the layout of the real datasets::
 
@@ -47,6 +50,7 @@ GENERATOR_VERSION = 1
 DEFAULT_SEED = 2024
 DEFAULT_SIZES = {"train": 60, "val": 20, "test": 40}
 DEFAULT_IMAGE_SIZE = 32
+LIGHTING = "dusk"
 ENV_DATA = "PROMPTCLIP_DATA"
 
 
@@ -67,6 +71,7 @@ def _generation_params(seed: int, sizes: dict[str, int], image_size: int) -> dic
         "seed": int(seed),
         "sizes": {k: int(sizes[k]) for k in ("train", "val", "test")},
         "image_size": int(image_size),
+        "lighting": LIGHTING,
         "classes": synth_shapes_classnames(),
     }
 
@@ -95,7 +100,7 @@ def _render_into(tmp_dir: str, params: dict) -> None:
             for _ in range(sizes[split_name]):
                 rng = np.random.default_rng([seed, label, n])  # per-image stream: order-independent, reproducible
                 scene = synthgen.sample_scene(rng, colour=colour, shape=shape)
-                pixels = synthgen.render_scene(scene, rng, image_size)
+                pixels = synthgen.render_scene(scene, rng, image_size, lighting=params["lighting"])
                 relpath = f"{class_folder}/{n}.png"
                 Image.fromarray(pixels).save(os.path.join(tmp_dir, IMAGE_FOLDER, relpath), format="PNG")
                 split[split_name].append([relpath, label, classname])
@@ -142,6 +147,9 @@ def generate_synth_shapes(
     start = time.time()
     tmp_dir = tempfile.mkdtemp(prefix=f".{FOLDER}.tmp-", dir=root)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_dir, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder should not be
         _render_into(tmp_dir, params)
         if os.path.isdir(dataset_dir) and not _is_complete(dataset_dir, params):
             stale = tempfile.mkdtemp(prefix=f".{FOLDER}.old-", dir=root)

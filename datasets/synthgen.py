@@ -8,8 +8,13 @@ described by short English captions from several templates ("a photo of a small 
 Everything is deterministic given a ``numpy.random.Generator``; nothing here touches a global RNG.
 Every word is a plain English word that CLIP's BPE tokenizer encodes in one or two tokens.
 
-Some (colour, shape) pairs are held out of pretraining (:data:`HELDOUT_PAIRS`) so that zero-shot
-classification of the SynthShapes classes built from them needs compositional generalisation.
+Two things keep zero-shot classification of the SynthShapes benchmark meaningful but imperfect:
+
+- some (colour, shape) pairs are held out of pretraining (:data:`HELDOUT_PAIRS`), so the benchmark classes built
+  from them need compositional generalisation;
+- the benchmark is rendered under another lighting (``"dusk"``: warm, dim, faded colours) than the pretraining
+  images (``"studio"``), a systematic domain shift that few-shot prompt learning can adapt to (like the shift from
+  web photos to satellite or texture datasets for the real CLIP).
 
 Example:
     >>> rng = np.random.default_rng(0)
@@ -138,19 +143,14 @@ SYNTH_SHAPES_CLASSES: tuple[tuple[str, str], ...] = (
 
 def vocabulary() -> list[str]:
     """All words that captions and SynthShapes class names can contain (sorted)."""
-    words: set[str] = set()
+    words = {"a", "an", "shape"}
     for template in _TEMPLATES:
-        words.update(w.strip(".") for w in template.replace("{desc}", "").replace("{bg}", "").replace(
-            "{pos}", "").split())
-    for group in (SHAPES, tuple(COLOURS), TEXTURES, SIZES, POSITIONS, (BACKGROUND_NOISY,), tuple(_SYNONYMS.values())):
+        words.update(template.format(desc="", bg="", pos="").rstrip(".").split())
+    for group in (SHAPES, tuple(COLOURS), TEXTURES, SIZES, POSITIONS, (BACKGROUND_NOISY,)):
         for item in group:
-            if isinstance(item, tuple):
-                for w in item:
-                    words.update(w.split())
-            else:
-                words.update(item.split())
-    words.update({"a", "an", "the", "in", "on", "background", "middle", "shape"})
-    words.discard("")
+            words.update(item.split())
+    for synonyms in _SYNONYMS.values():
+        words.update(synonyms)
     return sorted(words)
 
 
