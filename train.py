@@ -301,12 +301,14 @@ def main(args: argparse.Namespace) -> None:
     logger.info("Collecting env info ...")
     logger.info(f"** System info **\n{_env_info(collect_env_info)}\n")
     logger.info(f"Git commit: {get_git_sha() or 'unknown'}")
-    atomic_write_text(cfg.dump(), osp.join(cfg.OUTPUT_DIR, "config.yaml"))
-
     trainer = build_trainer(cfg)
-
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
+    # written once the trainer (and for --eval-only the model) loaded, so a bad command never replaces the
+    # config.yaml of a finished run in the same folder
+    atomic_write_text(cfg.dump(), osp.join(cfg.OUTPUT_DIR, "config.yaml"))
+
+    if args.eval_only:
         trainer.test()
         return
 

@@ -28,13 +28,13 @@ import os
 import pickle
 import random
 import re
-import tempfile
 from collections import defaultdict
 from contextlib import contextmanager
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 from dassl.data.datasets.base_dataset import DatasetBase, Datum
 from dassl.utils.errors import ConfigError, DataNotFoundError, UsageError
+from dassl.utils.tools import atomic_open, listdir_nohidden, read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -78,48 +78,13 @@ class DataFormatError(UsageError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Small file helpers (kept local so the readers do not depend on the rest of dassl.utils)
+# Small helpers (the file helpers read_json / write_json / listdir_nohidden are dassl.utils.tools', re-exported)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 def docs_hint(anchor: str) -> str:
     """The pointer to a DATASETS.md section, e.g. ``see DATASETS.md#oxfordpets``."""
     return f"see {DOCS_FILE}#{anchor}"
-
-
-def listdir_nohidden(path: str, sort: bool = False) -> list[str]:
-    """Entries of ``path`` not starting with ``.`` (sorted on request)."""
-    items = [name for name in os.listdir(path) if not name.startswith(".")]
-    if sort:
-        items.sort()
-    return items
-
-
-def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def write_json(obj: Any, path: str) -> None:
-    """Write ``obj`` as JSON with 4-space indentation (Dassl's layout), atomically."""
-    text = json.dumps(obj, indent=4, separators=(",", ": "))
-    _atomic_write(path, text.encode("utf-8"))
-
-
-def _atomic_write(path: str, payload: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def resolve_root(cfg, anchor: str) -> str:
@@ -487,7 +452,9 @@ def load_datum_pickle(path: str, dataset_dir: str, keys: Sequence[str]) -> dict[
 def save_datum_pickle(obj: dict[str, list[Datum]], path: str) -> bool:
     """Pickle ``obj`` with the highest protocol, atomically. Returns False (with a warning) if it cannot write."""
     try:
-        _atomic_write(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        with atomic_open(path, "wb") as f:
+            f.write(payload)
     except OSError as err:
         logger.warning(f"WARNING: could not write {path} ({err}); continuing without caching")
         return False

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import train
-from tests.helpers.fake_datasets import _wnid_variant, make_eurosat, make_imagenet, make_imagenet_r
-from tests.helpers.trainer_fixtures import write_tiny_clip
+from tests.helpers.fake_datasets import _wnid_variant, make_imagenet, make_imagenet_r
+from tests.helpers.script_stub import python_stub_env
+from tests.helpers.trainer_fixtures import tiny_eurosat_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DS = os.path.join(ROOT, "configs", "datasets")
@@ -23,24 +24,13 @@ NEMESIS_PAN = ["REGULARISER.NEMESIS.A", "1.0", "REGULARISER.NEMESIS.BETA", "0.5"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("matrix")
-    data = str(base / "data")
-    make_eurosat(data)
+    env = tiny_eurosat_env(tmp_path_factory.mktemp("matrix"), test_batch_size=5, print_freq=2)
+    data = env["data"]
     make_imagenet(data)
     make_imagenet_r(data)
     # an ImageNet-A whose classes are training classes: n01491361 and n01440764 (rows 2 and 0 of the 3 trained)
     _wnid_variant(data, "ImageNetA", "imagenet-adversarial", "imagenet-a", ["n01491361", "n01440764"])
-    backbone = write_tiny_clip(str(base / "clip" / "tiny.pt"))
-    cfg = base / "tiny.yaml"
-    cfg.write_text(
-        "DATALOADER:\n  TRAIN_X:\n    BATCH_SIZE: 4\n  TEST:\n    BATCH_SIZE: 5\n  NUM_WORKERS: 0\n"
-        "INPUT:\n  SIZE: (32, 32)\n  TRANSFORMS: [\"random_flip\", \"normalize\"]\n"
-        "OPTIM:\n  NAME: sgd\n  LR: 0.05\n  MAX_EPOCH: 2\n  LR_SCHEDULER: cosine\n  WARMUP_EPOCH: 1\n"
-        "  WARMUP_TYPE: constant\n  WARMUP_CONS_LR: 1e-5\n"
-        "TRAIN:\n  PRINT_FREQ: 2\n"
-        f"MODEL:\n  BACKBONE:\n    NAME: \"{backbone}\"\n"
-    )
-    return {"base": base, "data": data, "cfg": str(cfg)}
+    return env
 
 
 def argv(env, trainer, out, *extra, dataset="eurosat", opts=()):
@@ -269,27 +259,8 @@ def test_every_method_yaml_merges_with_its_hyperparameters():
 
 
 # ------------------------------------------------------------------------------------------------ scripts
-STUB = r"""#!/usr/bin/env bash
-echo "$@" >> "$CALLS"
-out=""; eval_only=0; prev=""
-for a in "$@"; do
-  [ "$prev" = "--output-dir" ] && out="$a"
-  [ "$a" = "--eval-only" ] && eval_only=1
-  prev="$a"
-done
-mkdir -p "$out"
-if [ $eval_only = 1 ]; then printf '=> result\n* accuracy: 60.0%%\n* macro_f1: 40.0%%\n' > "$out/log.txt"
-else printf 'Finish training\n* accuracy: 80.0%%\nElapsed: 0:00:01\n' > "$out/log.txt"; fi
-"""
-
-
 def test_scripts_protocols(tmp_path):
-    py = tmp_path / "python"
-    py.write_text(STUB)
-    py.chmod(0o755)
-    calls = tmp_path / "calls.txt"
-    env = dict(os.environ, PYTHON=str(py), CALLS=str(calls), OUTPUT_ROOT=str(tmp_path / "out"), DATA=str(tmp_path),
-               SEEDS="1 2")
+    env, calls = python_stub_env(tmp_path, train_acc=80.0, test_acc=60.0)
 
     def sh(script, *args):
         r = subprocess.run(["bash", os.path.join(ROOT, "scripts", script), *args], env=env, cwd="/",

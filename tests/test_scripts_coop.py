@@ -6,30 +6,14 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.script_stub import python_stub_env
 
-STUB = r"""#!/usr/bin/env bash
-echo "$@" >> "$CALLS"
-out=""; eval_only=0; prev=""
-for a in "$@"; do
-  [ "$prev" = "--output-dir" ] && out="$a"
-  [ "$a" = "--eval-only" ] && eval_only=1
-  prev="$a"
-done
-mkdir -p "$out"
-if [ $eval_only = 1 ]; then printf '=> result\n* accuracy: 50.0%%\n* macro_f1: 40.0%%\n' > "$out/log.txt"
-else printf 'Finish training\n* accuracy: 50.0%%\nElapsed: 0:00:01\n' > "$out/log.txt"; fi
-"""
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
 def stub(tmp_path):
-    py = tmp_path / "python"
-    py.write_text(STUB)
-    py.chmod(0o755)
-    calls = tmp_path / "calls.txt"
-    env = dict(os.environ, PYTHON=str(py), CALLS=str(calls), OUTPUT_ROOT=str(tmp_path / "out"), DATA=str(tmp_path),
-               SEEDS="1 2", CRT_ROOT=str(tmp_path / "crt"), OUTPUT_DG_ROOT=str(tmp_path / "dg"))
+    env, calls = python_stub_env(tmp_path, CRT_ROOT=str(tmp_path / "crt"), OUTPUT_DG_ROOT=str(tmp_path / "dg"))
     return env, calls, tmp_path
 
 

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 import train
-from tests.helpers.fake_datasets import make_eurosat
-from tests.helpers.trainer_fixtures import reference_checkpoint, write_tiny_clip
+from tests.helpers.trainer_fixtures import reference_checkpoint, tiny_eurosat_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASET_YAML = os.path.join(ROOT, "configs", "datasets", "eurosat.yaml")
@@ -18,20 +17,7 @@ DATASET_YAML = os.path.join(ROOT, "configs", "datasets", "eurosat.yaml")
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("trainers")
-    data = str(base / "data")
-    make_eurosat(data)
-    backbone = write_tiny_clip(str(base / "clip" / "tiny.pt"))
-    cfg = base / "tiny.yaml"
-    cfg.write_text(
-        "DATALOADER:\n  TRAIN_X:\n    BATCH_SIZE: 4\n  TEST:\n    BATCH_SIZE: 4\n  NUM_WORKERS: 0\n"
-        "INPUT:\n  SIZE: (32, 32)\n  TRANSFORMS: [\"random_flip\", \"normalize\"]\n"
-        "OPTIM:\n  NAME: sgd\n  LR: 0.05\n  MAX_EPOCH: 2\n  LR_SCHEDULER: cosine\n  WARMUP_EPOCH: 1\n"
-        "  WARMUP_TYPE: constant\n  WARMUP_CONS_LR: 1e-5\n"
-        "TRAIN:\n  PRINT_FREQ: 1\n"
-        f"MODEL:\n  BACKBONE:\n    NAME: \"{backbone}\"\n"
-    )
-    return {"base": base, "data": data, "cfg": str(cfg)}
+    return tiny_eurosat_env(tmp_path_factory.mktemp("trainers"), test_batch_size=4, print_freq=1)
 
 
 def run(env, trainer, out, *extra, opts=()):

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Callable, Sequence
 
@@ -42,6 +41,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from clip.model import CLIP, build_clip_from_config  # noqa: E402
+from dassl.utils.tools import atomic_open  # noqa: E402
 from datasets import synthgen  # noqa: E402
 
 logger = logging.getLogger("pretrain_tiny_clip")
@@ -247,23 +247,9 @@ def fp16_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_atomic(obj: object, path: str) -> None:
-    """``torch.save`` to a temp file in the target folder, fsync, then ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` to ``path`` atomically (temp file, fsync, ``os.replace``; see ``dassl.utils.atomic_open``)."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def build_model(args: argparse.Namespace) -> CLIP:

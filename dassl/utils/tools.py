@@ -8,7 +8,8 @@ import os.path as osp
 import random
 import tempfile
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import IO, Any, Iterator
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ __all__ = [
     "check_isfile",
     "read_json",
     "write_json",
+    "atomic_open",
     "atomic_write_text",
     "set_random_seed",
     "collect_env_info",
@@ -48,32 +50,59 @@ def check_isfile(fpath: str) -> bool:
 
 
 def read_json(fpath: str) -> Any:
-    with open(fpath) as f:
+    with open(fpath, encoding="utf-8") as f:
         return json.load(f)
 
 
 def write_json(obj: Any, fpath: str) -> None:
-    """Dump ``obj`` as JSON (4-space indent, ``(",", ": ")`` separators), creating the parent folder."""
-    mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
-    with open(fpath, "w") as f:
-        json.dump(obj, f, indent=4, separators=(",", ": "))
+    """Dump ``obj`` as JSON (4-space indent, ``(",", ": ")`` separators) atomically, creating the parent folder."""
+    atomic_write_text(json.dumps(obj, indent=4, separators=(",", ": ")), fpath)
 
 
-def atomic_write_text(text: str, fpath: str) -> None:
-    """Write ``text`` to ``fpath`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+@contextmanager
+def atomic_open(fpath: str, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file next to ``fpath`` for writing; on success it is flushed, fsynced, given the usual
+    permissions (``0o666 & ~umask``) and ``os.replace``-d onto ``fpath`` (then the folder is fsynced). On any
+    error the temporary file is removed and ``fpath`` is left as it was.
+
+    Example: ``with atomic_open(path, "wb") as f: torch.save(obj, f)``.
+    """
     dirname = osp.dirname(osp.abspath(fpath))
     mkdir_if_missing(dirname)
     fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(fpath)}.", suffix=".tmp", dir=dirname)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(tmp, fpath)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_dir(dirname)
+
+
+def _fsync_dir(dirname: str) -> None:
+    try:
+        fd = os.open(dirname, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(text: str, fpath: str) -> None:
+    """Write ``text`` to ``fpath`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(fpath, "w") as f:
+        f.write(text)
 
 
 def set_random_seed(seed: int) -> None:

@@ -14,7 +14,6 @@ import os.path as osp
 import pickle
 import random
 import shutil
-import tempfile
 import warnings
 from collections import OrderedDict
 from typing import Any
@@ -25,7 +24,7 @@ import torch.nn as nn
 
 from .errors import CheckpointNotFoundError
 from .safe_pickle import InertStub, safe_pickle_module
-from .tools import atomic_write_text, mkdir_if_missing
+from .tools import atomic_open, atomic_write_text, mkdir_if_missing
 
 logger = logging.getLogger(__name__)
 
@@ -83,48 +82,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _atomic_torch_save(obj: Any, fpath: str) -> None:
-    dirname = osp.dirname(osp.abspath(fpath))
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(fpath)}.", suffix=".tmp", dir=dirname)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, fpath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(dirname)
+    with atomic_open(fpath, "wb") as f:
+        torch.save(obj, f)
 
 
 def _atomic_copy(src: str, dst: str) -> None:
-    dirname = osp.dirname(osp.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(dst)}.", suffix=".tmp", dir=dirname)
-    try:
-        with os.fdopen(fd, "wb") as fout, open(src, "rb") as fin:
-            shutil.copyfileobj(fin, fout)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(dirname)
-
-
-def _fsync_dir(dirname: str) -> None:
-    try:
-        fd = os.open(dirname, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    with atomic_open(dst, "wb") as fout, open(src, "rb") as fin:
+        shutil.copyfileobj(fin, fout)
 
 
 def save_checkpoint(

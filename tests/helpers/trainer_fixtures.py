@@ -23,6 +23,36 @@ def write_tiny_clip(path: str, seed: int = 0) -> str:
     return path
 
 
+def write_tiny_train_yaml(path: str, backbone: str, test_batch_size: int = 4, print_freq: int = 1) -> str:
+    """Write a trainer overlay for fast CPU runs on ``backbone`` (32 px, batch 4, 2 epochs of SGD + cosine,
+    1 constant warm-up epoch, no loader workers) and return its path."""
+    with open(path, "w") as f:
+        f.write(
+            "DATALOADER:\n  TRAIN_X:\n    BATCH_SIZE: 4\n  TEST:\n"
+            f"    BATCH_SIZE: {test_batch_size}\n  NUM_WORKERS: 0\n"
+            "INPUT:\n  SIZE: (32, 32)\n  TRANSFORMS: [\"random_flip\", \"normalize\"]\n"
+            "OPTIM:\n  NAME: sgd\n  LR: 0.05\n  MAX_EPOCH: 2\n  LR_SCHEDULER: cosine\n  WARMUP_EPOCH: 1\n"
+            "  WARMUP_TYPE: constant\n  WARMUP_CONS_LR: 1e-5\n"
+            f"TRAIN:\n  PRINT_FREQ: {print_freq}\n"
+            f"MODEL:\n  BACKBONE:\n    NAME: \"{backbone}\"\n"
+        )
+    return path
+
+
+def tiny_eurosat_env(base, test_batch_size: int = 4, print_freq: int = 1) -> dict:
+    """A generated EuroSAT under ``base/data``, a tiny CLIP file and its fast trainer overlay (``base/tiny.yaml``).
+
+    Returns ``{"base": base, "data": <dataset root>, "cfg": <overlay path>}``.
+    """
+    from tests.helpers.fake_datasets import make_eurosat
+
+    data = os.path.join(str(base), "data")
+    make_eurosat(data)
+    backbone = write_tiny_clip(os.path.join(str(base), "clip", "tiny.pt"))
+    cfg = write_tiny_train_yaml(os.path.join(str(base), "tiny.yaml"), backbone, test_batch_size, print_freq)
+    return {"base": base, "data": data, "cfg": cfg}
+
+
 def reference_checkpoint(path: str, ctx: torch.Tensor, token_prefix: torch.Tensor, token_suffix: torch.Tensor,
                          epoch: int = 2) -> str:
     """A checkpoint as the reference (Dassl + CoOp) writes it: state_dict with the class-dependent
