@@ -9,7 +9,8 @@ ViT-B/16-sized text tower (width 512, 12 layers, 8 heads), random weights.
     python bench/text_encoder.py --device cuda --fp16 --repeats 20
     python bench/text_encoder.py --classes 10 100 --repeats 3
 
-Prints one line per class count: both times (median over repeats), the speed-up and the max abs difference.
+Prints one line per class count: both times (median over repeats), the speed-up and the max abs difference;
+exits 1 if the two paths disagree beyond the tolerance (1e-4 fp32, 2e-2 fp16, relative to the output scale).
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def _time(fn, warmup, repeats: int, device: torch.device) -> tuple[float, torch.
     return statistics.median(times), out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, nargs="+", default=None,
                         help="class counts (default 10 100 1000; on CPU 10 100, as 1000 takes minutes there)")
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# text tower 512x12x8, {args.n_ctx} ctx, device {device}, {'fp16' if args.fp16 else 'fp32'}, "
           f"threads {torch.get_num_threads()}, repeats {args.repeats}")
     g = torch.Generator().manual_seed(0)
+    failed = False
     for n_cls in args.classes:
         prompts, tokens = make_prompts(model, n_cls, args.n_ctx, g)
         prompts, tokens = prompts.to(device), tokens.to(device)
@@ -119,9 +121,13 @@ def main(argv: list[str] | None = None) -> None:
             t_ref, out_ref = _time(run(naive), run(naive, 8), args.repeats, device)
         diff = (out_ours.float() - out_ref.float()).abs().max().item()
         status = "ok" if diff <= tol * max(1.0, out_ref.float().abs().max().item()) else "MISMATCH"
+        failed |= status != "ok"
         print(f"classes {n_cls:5d}  encode_prompts {t_ours * 1e3:9.1f} ms  naive-77 {t_ref * 1e3:9.1f} ms  "
               f"speed-up {t_ref / t_ours:5.2f}x  max|diff| {diff:.2e} {status}", flush=True)
+    if failed:
+        print("MISMATCH: the two paths disagree numerically", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

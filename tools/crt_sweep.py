@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Fast corruption sweep: one process evaluates a grid (types x positions x factors x seeds) of CoOpCRT
 settings for trained CoOp checkpoints, encoding the test images ONCE (the image encoder is frozen and the test
-split does not depend on the seed).
+split does not depend on the seed) and the text features of all corrupted contexts of a seed in batched calls
+(``learner.with_context([K, ...])``; checked bit for bit against the single-context path, with a fallback).
 
 Each setting gets the folder, log lines (``=> result`` block ending with ``macro_f1``), ``results.json`` and
 ``data.pth`` that a separate ``train.py --trainer CoOpCRT --eval-only --corrupt-type ...`` run writes, with the
@@ -93,19 +94,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-factors", nargs="+", default=["0"])
     p.add_argument("--scale-factors", nargs="+", default=["0.001"])
     p.add_argument("--force", action="store_true", help="redo finished settings")
+    p.add_argument("--max-prompts", type=int, default=2048,
+                   help="most prompts per text-encoder call when the corrupted contexts are encoded together")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides (last argument)")
     return p
 
 
-def run(argv: list[str] | None = None) -> dict[str, float]:
-    """Run the sweep; returns {setting folder: accuracy (percent)} for the settings evaluated now."""
+def _text_features_per_context(trainer, contexts: list, max_prompts: int) -> list:
+    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's ``ctx``).
+
+    The contexts are stacked and encoded in as few text-tower calls as ``max_prompts`` (prompts per call)
+    allows, through ``learner.with_context([K, ...]) -> K*C prompts``. The first batched result is checked
+    bit for bit against the learner's own single-context path (``text_features()`` with the context copied in,
+    what a separate ``train.py`` run computes); on any difference (another backend whose kernels depend on
+    the batch size) every context is encoded on its own, so the outputs never depend on the batching.
+    """
     import torch
 
-    import train
-    from dassl.engine import build_trainer
-    from trainers.coop_crt import save_data_pth
-    from trainers.corruption import corrupt_context
+    model = trainer.model
+    learner = model.learner
+    n_cls = int(learner.n_cls) if hasattr(learner, "n_cls") else None
 
+    def single(ctx):
+        original = learner.ctx.detach().clone()
+        try:
+            with torch.no_grad():
+                learner.ctx.copy_(ctx)
+            model.invalidate_cache()
+            return model.text_features()[0]
+        finally:
+            with torch.no_grad():
+                learner.ctx.copy_(original)
+            model.invalidate_cache()
+
+    if n_cls is None:
+        return [single(c) for c in contexts]
+    step = max(1, max_prompts // max(1, n_cls))
+    out: list = []
+    for i in range(0, len(contexts), step):
+        stack = torch.stack(contexts[i : i + step])  # [K, M, Dt] or [K, C, M, Dt]
+        try:
+            feats = model.encode_text(learner.with_context(stack))  # [K*C, D], context-major
+        except NotImplementedError:
+            return [single(c) for c in contexts]
+        out += list(feats.view(stack.shape[0], n_cls, -1))
+        if i == 0 and not torch.equal(out[0], single(contexts[0])):
+            logger.info("batched text encoding differs from the single-context path here: encoding one by one")
+            return [single(c) for c in contexts]
+    return out
+
+
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    """Run the sweep; returns {setting folder: accuracy (percent)} for the settings evaluated now."""
     args = build_parser().parse_args(argv)
     settings = [(s, k, p, f) for s in args.seeds for (k, p, f) in grid(args)]
     todo = [t for t in settings if args.force or not is_finished(setting_dir(args.output_base, t[1], t[2], t[3], t[0]))]
@@ -113,7 +153,15 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         if t not in todo:
             logger.info(f"skip (finished): {setting_dir(args.output_base, t[1], t[2], t[3], t[0])}")
     if not todo:
-        return {}
+        return {}  # nothing to do: the heavy imports below are never paid
+
+    import torch
+
+    import train
+    from dassl.engine import build_trainer
+    from trainers.coop_crt import save_data_pth
+    from trainers.corruption import corrupt_context
+
     targs = ["--root", args.root, "--seed", str(todo[0][0]), "--trainer", "CoOpCRT",
              "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
     for c in args.config_file:
@@ -121,20 +169,27 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     cfg = train.setup_cfg(train.parse_args(targs + list(args.opts)))
     trainer = build_trainer(cfg)
     start = time.time()
-    feats, labels = trainer.encode_test_images()  # once for the whole grid
+    feats, labels = trainer.encode_test_images()  # once for the whole grid (the test split ignores the seed)
     logger.info(f"encoded {sum(len(x) for x in labels)} test images in {time.time() - start:.1f}s")
     flat = torch.cat(feats).float()
-    flat = flat / flat.norm(dim=-1, keepdim=True)
-    label_cat = torch.cat(labels)
+    flat = (flat / flat.norm(dim=-1, keepdim=True)).half().cpu()  # data.pth's image_feature, computed once
+    label_cat = torch.cat(labels).long().cpu()
     accs: dict[str, float] = {}
     root_logger = logging.getLogger()
     if root_logger.getEffectiveLevel() > logging.INFO:
         root_logger.setLevel(logging.INFO)
+    trainer.set_model_mode("eval")
+    evaluator = trainer.evaluator
     for seed in sorted({t[0] for t in todo}):
         model_dir = args.model_dir.replace("{seed}", str(seed))
         trainer.load_model(model_dir, epoch=args.load_epoch)
+        trainer.set_model_mode("eval")
         original = trainer.model.learner.ctx.detach().clone()
-        for _, kind, pos, factor in [t for t in todo if t[0] == seed]:
+        jobs = [t for t in todo if t[0] == seed]
+        contexts = [corrupt_context(original, kind, pos, float(factor), seed=seed) for _, kind, pos, factor in jobs]
+        with torch.no_grad():
+            text = _text_features_per_context(trainer, contexts, args.max_prompts)  # all settings of the seed
+        for (_, kind, pos, factor), ctx, text_features in zip(jobs, contexts, text):
             folder = setting_dir(args.output_base, kind, pos, factor, seed)
             if osp.isdir(folder):
                 for name in os.listdir(folder):  # redo an interrupted setting: empty only its folder
@@ -145,28 +200,27 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             capture = _Capture()
             root_logger.addHandler(capture)
             try:
-                with torch.no_grad():
-                    trainer.model.learner.ctx.copy_(corrupt_context(original, kind, pos, float(factor), seed=seed))
-                trainer.model.invalidate_cache()
                 logger.info(f'Loading weights from "{model_dir}" (epoch = {args.load_epoch}); corrupt type={kind} '
                             f"position={pos} factor={factor} seed={seed}")
                 logger.info("Evaluate on the *test* set")
-                res = trainer.evaluate_features(feats, labels)
+                # what CoOpCRT.evaluate_features does, with this setting's text features
+                evaluator.reset()
+                with torch.no_grad():
+                    for f, lab in zip(feats, labels):
+                        evaluator.process(trainer.model.head(f, text_features), lab)
+                results = evaluator.evaluate()
             finally:
                 root_logger.removeHandler(capture)
-            results = res["results"]
-            save_data_pth(osp.join(folder, "data.pth"), flat, label_cat, res["text_features"],
-                          trainer.model.learner.ctx, results["accuracy"] / 100.0)
+            save_data_pth(osp.join(folder, "data.pth"), flat, label_cat, text_features, ctx,
+                          results["accuracy"] / 100.0)
             record = {"split": "test", **{k: float(v) for k, v in results.items()},
-                      "total": int(getattr(trainer.evaluator, "total", 0)),
-                      "correct": int(getattr(trainer.evaluator, "correct", 0)), "epoch": args.load_epoch}
+                      "total": int(getattr(evaluator, "total", 0)),
+                      "correct": int(getattr(evaluator, "correct", 0)), "epoch": args.load_epoch}
             with open(osp.join(folder, "results.json"), "w") as f:
                 json.dump(record, f, indent=4)
             with open(osp.join(folder, "log.txt"), "w") as f:  # written last: its macro_f1 marks completion
                 f.write("\n".join(capture.lines) + "\n")
             accs[folder] = float(results["accuracy"])
-        with torch.no_grad():
-            trainer.model.learner.ctx.copy_(original)
     return accs
 
 
