@@ -154,3 +154,14 @@ def test_crt_sweep_matches_separate_runs(env, coop_run):
     assert crt_sweep.run(argv) == {}  # second call: everything finished, skipped
     (base / "original" / "seed1" / "log.txt").write_text("interrupted\n")
     assert list(crt_sweep.run(argv)) == [str(base / "original" / "seed1")]  # only the interrupted one redone
+
+
+def test_do_test_does_not_change_training(env, coop_run):
+    """Per-epoch testing must not consume the training RNG (DataLoader iterators draw a torch seed):
+    the same seed with and without --do-test gives bit-identical context vectors."""
+    out = env["base"] / "coop_no_do_test"
+    assert run(env, "CoOp", out, opts=["TRAINER.COOP.N_CTX", "4"]) == 0
+    with_test = torch.load(os.path.join(coop_run, "prompt_learner", "model.pth.tar-2"), weights_only=True)
+    without = torch.load(os.path.join(out, "prompt_learner", "model.pth.tar-2"), weights_only=True)
+    assert torch.equal(with_test["state_dict"]["ctx"], without["state_dict"]["ctx"])
+    assert results(out)["accuracy"] == pytest.approx(results(coop_run)["accuracy"])

@@ -20,6 +20,7 @@ from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint
+from dassl.utils.torchtools import get_rng_state, set_rng_state
 from dassl.utils.errors import CheckpointNotFoundError, ConfigError
 
 from .config import resolve_prompt_node
@@ -275,15 +276,24 @@ class PromptTrainer(TrainerX):
 
     @torch.no_grad()
     def quick_test_accuracy(self) -> float:
-        """Top-1 accuracy (percent) on the test split, no result block printed."""
+        """Top-1 accuracy (percent) on the test split, no result block printed.
+
+        The RNG states are restored afterwards: iterating a DataLoader draws a seed from the global torch
+        RNG, so without this ``--do-test`` would change the training batches and augmentations that
+        follow (a run with per-epoch testing must train exactly like one without).
+        """
+        rng_state = get_rng_state()
         self.set_model_mode("eval")
         correct = total = 0
-        for batch in self.test_loader:
-            images, labels = self.parse_batch_test(batch)
-            pred = self.model_inference(images).argmax(dim=-1)
-            correct += int((pred == labels).sum())
-            total += labels.numel()
-        self.set_model_mode("train")
+        try:
+            for batch in self.test_loader:
+                images, labels = self.parse_batch_test(batch)
+                pred = self.model_inference(images).argmax(dim=-1)
+                correct += int((pred == labels).sum())
+                total += labels.numel()
+        finally:
+            self.set_model_mode("train")
+            set_rng_state(rng_state)
         return 100.0 * correct / max(total, 1)
 
     def after_epoch(self) -> None:
