@@ -17,19 +17,14 @@ from torch import nn
 from ..registry import REGULARISER_REGISTRY
 from .base import Regulariser
 
-#: KgCoOp's templates differ from zero-shot CLIP's (``trainers/data/templates.json``) only here (data, not branches)
-KGCOOP_TEMPLATE_OVERRIDES = {"DescribableTextures": "a photo of a {}, a type of texture."}
-
-
 def kgcoop_template(dataset_name: str) -> str:
-    """The hand-crafted template KgCoOp uses for ``dataset_name``: the zero-shot CLIP table entry (default
-    "a photo of a {}.") unless :data:`KGCOOP_TEMPLATE_OVERRIDES` lists the dataset."""
+    """The hand-crafted template KgCoOp uses for ``dataset_name``: the ``kgcoop_overrides`` entry of the template
+    table (``trainers/data/templates.json``; KgCoOp differs from zero-shot CLIP only for DTD), else the zero-shot
+    CLIP entry, else the default "a photo of a {}."."""
     from trainers.zsclip import load_templates
 
-    if dataset_name in KGCOOP_TEMPLATE_OVERRIDES:
-        return KGCOOP_TEMPLATE_OVERRIDES[dataset_name]
     table = load_templates()
-    return table["dataset"].get(dataset_name, table["default"])
+    return table.get("kgcoop_overrides", {}).get(dataset_name) or table["dataset"].get(dataset_name, table["default"])
 
 
 def kg_loss(text_features: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
