@@ -288,7 +288,10 @@ def main(args: argparse.Namespace) -> None:
     from dassl.utils import collect_env_info, get_git_sha, set_random_seed, setup_logger
     from dassl.utils.tools import atomic_write_text
 
+    from dassl.engine.preflight import preflight
+
     cfg = setup_cfg(args)
+    preflight(cfg, args)  # everything checkable without data or CLIP, before anything is written
     setup_logger(cfg.OUTPUT_DIR)
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
