@@ -20,6 +20,14 @@ the config is built.
 
 Wrong input (missing file, unknown trainer/dataset/config key, bad value) prints one line
 ``error: <message>`` on stderr and exits with code 2.
+
+Run folder contract (docs/ARCHITECTURE.md "Run folders"): nothing is written into ``OUTPUT_DIR`` until every check
+passed (config, :func:`dassl.engine.preflight.preflight`, the comparison with the config the folder was started
+with, the lock, the dataset, CLIP and the checkpoints to load); log lines are kept in memory until then. An
+existing folder is continued (training resumes from ``resume.pth.tar``) only with the same config; otherwise the
+run is refused naming the differing keys (``--force`` starts over, moving the old files into
+``.replaced/<timestamp>/``). The last thing a finished training or evaluation writes is ``run.json``. SIGINT and
+SIGTERM stop at the end of the current iteration, write the resume checkpoint and exit 130 / 143.
 """
 from __future__ import annotations
 
@@ -77,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corrupt-position", type=int, default=None,
                         help="corrupted context position (CORRUPT.POSITION)")
     parser.add_argument("--crt-factor", type=float, default=None, help="corruption std or scale (CORRUPT.FACTOR)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in an OUTPUT_DIR that holds another (or the same) run: its files are moved "
+                             "into OUTPUT_DIR/.replaced/<timestamp>/, never deleted")
     parser.add_argument("--list", action="store_true", help="print the registered trainers, datasets, ... and exit")
     return parser
 
@@ -280,43 +291,107 @@ def list_registries() -> None:
             print(f"  {name}")
 
 
+def check_run_folder(cfg, args: argparse.Namespace) -> None:
+    """Refuse (before anything is written) a folder locked by a live process, or one started with another config
+    (unless ``--force``). Reads only."""
+    from dassl.utils import run_record
+    from dassl.utils.errors import ConfigMismatchError, RunLockedError
+
+    out = cfg.OUTPUT_DIR
+    if not osp.isdir(out):
+        return
+    lock = run_record.lock_held(out)
+    if lock is not None:
+        raise RunLockedError(run_record.locked_message(out, lock))
+    if getattr(args, "force", False):
+        return
+    diffs = run_record.compare_folder(out, cfg, args)
+    if diffs:
+        raise ConfigMismatchError(run_record.mismatch_message(out, diffs))
+
+
+def clean_temporaries(folder: str) -> int:
+    """Remove the hidden ``.<name>.*.tmp`` files an interrupted atomic write left in ``folder`` and its
+    model sub-folders; returns how many."""
+    n = 0
+    for d in [folder] + [osp.join(folder, x) for x in os.listdir(folder) if not x.startswith(".")]:
+        if not osp.isdir(d):
+            continue
+        for name in os.listdir(d):
+            path = osp.join(d, name)
+            if name.startswith(".") and name.endswith(".tmp") and osp.isfile(path):
+                os.remove(path)
+                n += 1
+    return n
+
+
 def main(args: argparse.Namespace) -> None:
-    """Set up the run (config, logger, seed, env info, config.yaml), then train or evaluate."""
+    """Set up the run (config, checks, lock, logger, seed, env info), build the trainer, then, with nothing left
+    to fail on the user's input, write into the folder (log, config) and train or evaluate; ``run.json`` last."""
     import torch
 
     from dassl.engine import build_trainer
-    from dassl.utils import collect_env_info, get_git_sha, set_random_seed, setup_logger
-    from dassl.utils.tools import atomic_write_text
-
     from dassl.engine.preflight import preflight
+    from dassl.utils import collect_env_info, get_git_sha, run_record, set_random_seed, setup_logger
+    from dassl.utils.logger import commit_log
+    from dassl.utils.tools import atomic_write_text
 
     cfg = setup_cfg(args)
     preflight(cfg, args)  # everything checkable without data or CLIP, before anything is written
-    setup_logger(cfg.OUTPUT_DIR)
-    if cfg.SEED >= 0:
-        logger.info(f"Setting fixed seed: {cfg.SEED}")
-        set_random_seed(cfg.SEED)
+    check_run_folder(cfg, args)
+    out = cfg.OUTPUT_DIR
+    setup_logger(out, defer=True)  # lines are kept in memory until the folder may be written
+    lock = run_record.acquire_lock(out, argv=[sys.argv[0]] + list(getattr(args, "argv", []) or []),
+                                   warn=logger.warning)
+    try:
+        if cfg.SEED >= 0:
+            logger.info(f"Setting fixed seed: {cfg.SEED}")
+            set_random_seed(cfg.SEED)
 
-    if torch.cuda.is_available() and cfg.USE_CUDA:
-        torch.backends.cudnn.benchmark = True
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            torch.backends.cudnn.benchmark = True
 
-    print_args(args, cfg)
-    logger.info("Collecting env info ...")
-    logger.info(f"** System info **\n{_env_info(collect_env_info)}\n")
-    logger.info(f"Git commit: {get_git_sha() or 'unknown'}")
-    trainer = build_trainer(cfg)
-    if args.eval_only:
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
-    # written once the trainer (and for --eval-only the model) loaded, so a bad command never replaces the
-    # config.yaml of a finished run in the same folder
-    atomic_write_text(cfg.dump(), osp.join(cfg.OUTPUT_DIR, "config.yaml"))
+        print_args(args, cfg)
+        logger.info("Collecting env info ...")
+        logger.info(f"** System info **\n{_env_info(collect_env_info)}\n")
+        logger.info(f"Git commit: {get_git_sha() or 'unknown'}")
+        trainer = build_trainer(cfg)
+        train_run = not args.eval_only and not args.no_train
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        elif train_run and not args.force:
+            trainer.resume_if_needed()  # a bad checkpoint fails here, before the folder is touched
 
-    if args.eval_only:
-        trainer.test()
-        return
+        # ---- every check passed: from here on the run writes into its folder
+        lock.keep_folder()
+        if args.force:
+            moved = run_record.move_aside(out)
+            if moved:
+                logger.info(f"--force: moved the previous files of {out} to {moved}")
+        removed = clean_temporaries(out)
+        if removed:
+            logger.info(f"Removed {removed} temporary file(s) left by an interrupted write")
+        commit_log()
+        run_record.write_run_config(out, cfg, args)
+        atomic_write_text(cfg.dump(), osp.join(out, "config.yaml"))
 
-    if not args.no_train:
-        trainer.train()
+        if args.eval_only:
+            trainer.test()
+            _write_completion(trainer, cfg, "eval")
+            return
+        if train_run:
+            trainer.train()
+            _write_completion(trainer, cfg, "train")
+    finally:
+        lock.release()
+
+
+def _write_completion(trainer, cfg, kind: str) -> None:
+    from dassl.utils import run_record
+
+    results = {k: float(v) for k, v in (getattr(trainer, "last_results", None) or {}).items()}
+    run_record.write_record(cfg.OUTPUT_DIR, kind, results, run_record.config_hash(cfg),
+                            epoch=getattr(trainer, "_model_epoch", None))
 
 
 _ENV_INFO_CACHE: list[str] = []
@@ -345,26 +420,69 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 and one ``error:`` line on stderr for wrong input)."""
-    from dassl.utils.logger import close_logger
+def _install_signal_handlers():
+    """SIGINT/SIGTERM -> stop at a safe point (see ``dassl.engine.trainer.STOP``); returns the old handlers."""
+    import signal
+    import threading
 
+    from dassl.engine.trainer import STOP, handle_stop_signal
+
+    STOP.reset()
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old[sig] = signal.signal(sig, handle_stop_signal)
+    return old
+
+
+def _restore_signal_handlers(old) -> None:
+    import signal
+
+    for sig, handler in (old or {}).items():
+        signal.signal(sig, handler)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 and one ``error:`` line on stderr for wrong input;
+    130 / 143 after SIGINT / SIGTERM)."""
+    from dassl.utils.errors import DiskFullError, Interrupted
+    from dassl.utils.logger import close_logger
+    from dassl.utils.tools import is_disk_full
+
+    old_handlers = None
+    raise_exc = logging.raiseExceptions
+    logging.raiseExceptions = False  # never "--- Logging error ---" blocks (e.g. a closed stdout pipe)
     try:
         try:
+            old_handlers = _install_signal_handlers()
             args = parse_args(argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)
             if args.list:
                 list_registries()
                 return 0
             main(args)
             return 0
+        except Interrupted as e:
+            if not e.message:  # outside the training loop (data loading, evaluation): nothing to save
+                try:
+                    logger.info("interrupted before training finished its first step or during evaluation; "
+                                "rerun the same command to continue")
+                except Exception:
+                    pass
+            return 128 + int(e.signum)
         except Exception as e:
-            if isinstance(e, _user_error_types()):
+            if not isinstance(e, DiskFullError) and is_disk_full(e):
+                e = DiskFullError(getattr(e, "filename", None) or "a file of the run")
+            if isinstance(e, _user_error_types()) or isinstance(e, DiskFullError):
                 msg = " ".join(str(e).split()) or type(e).__name__
                 print(f"error: {msg}", file=sys.stderr)
                 return getattr(e, "exit_code", 2) or 2
             raise
     finally:
         close_logger()
+        _restore_signal_handlers(old_handlers)
+        logging.raiseExceptions = raise_exc
 
 
 if __name__ == "__main__":

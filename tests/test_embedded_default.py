@@ -143,11 +143,14 @@ def test_interrupted_and_changed_runs_are_redone(job, tmp_path):
     coop.folder = copy
     with open(osp.join(copy, "log.txt")) as f:
         lines = f.readlines()
-    with open(osp.join(copy, "log.txt"), "w") as f:  # cut before "Elapsed": an interrupted run
+    with open(osp.join(copy, "log.txt"), "w") as f:  # cut before "Elapsed", no completion record: interrupted
         f.writelines(lines[:-3])
+    os.rename(osp.join(copy, "run.json"), osp.join(copy, "run.json.bak"))
     assert ed.run_state(coop) == "interrupted"
     with open(osp.join(copy, "log.txt"), "w") as f:
         f.writelines(lines)
+    assert ed.run_state(coop) == "interrupted"  # the log tail alone does not make one of our runs finished
+    os.rename(osp.join(copy, "run.json.bak"), osp.join(copy, "run.json"))
     assert ed.run_state(coop) == "finished"
     coop.expect = dict(coop.expect, **{"OPTIM.MAX_EPOCH": "7"})  # other settings asked now
     assert ed.run_state(coop) == "changed"

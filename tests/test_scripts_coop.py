@@ -41,9 +41,14 @@ def test_coop_main_skip_and_redo(stub):
     (seed1 / "stale.txt").write_text("x")
     before = (seed2 / "log.txt").stat().st_mtime_ns
     r = sh("coop/main.sh", "eurosat", "rn50_ep50", "end", 16, 1, False, env=env)
-    assert ncalls(calls) == 3 and "redo (interrupted)" in r.stdout
-    assert not (seed1 / "stale.txt").exists() and "Elapsed" in (seed1 / "log.txt").read_text()
+    # continued in place (train.py resumes), never emptied
+    assert ncalls(calls) == 3 and "continue (interrupted)" in r.stdout
+    assert (seed1 / "stale.txt").exists() and "Elapsed" in (seed1 / "log.txt").read_text()
     assert (seed2 / "log.txt").stat().st_mtime_ns == before
+    # FORCE=1 redoes finished runs through train.py --force (which moves the old files aside)
+    r = sh("coop/main.sh", "eurosat", "rn50_ep50", "end", 16, 1, False, env=dict(env, FORCE="1"))
+    assert ncalls(calls) == 5 and r.stdout.count("redo (FORCE=1)") == 2
+    assert all("--force" in line for line in calls.read_text().splitlines()[3:])
 
 
 def test_data_required_and_usage(stub):

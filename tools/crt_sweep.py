@@ -12,7 +12,9 @@ same accuracy (same image-feature batches, same seeded replacement noise)::
     <output-base>/replace/pos-<P>_std-<F>/seed<S>
     <output-base>/rescale/pos-<P>_scale-<F>/seed<S>
 
-Finished settings (``macro_f1`` in the log tail) are skipped unless ``--force``; unfinished ones are redone.
+Finished settings (completion record ``run.json``, read through ``dassl.utils.run_record``; older folders by the
+``macro_f1`` log tail) are skipped unless ``--force``; unfinished ones are redone in place (their files are
+overwritten, ``run.json`` last).
 
 Example::
 
@@ -49,11 +51,10 @@ def setting_dir(base: str, kind: str, pos: int, factor: str, seed: int) -> str:
 
 
 def is_finished(folder: str) -> bool:
-    log = osp.join(folder, "log.txt")
-    if not osp.isfile(log):
-        return False
-    with open(log) as f:
-        return any("macro_f1" in line for line in f.readlines()[-5:])
+    """A finished setting folder (``run.json`` of an evaluation, or a legacy log ending with ``macro_f1``)."""
+    from dassl.utils import run_record
+
+    return run_record.is_finished(folder, kind="eval")
 
 
 def grid(args) -> list[tuple[str, int, str]]:
@@ -159,6 +160,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     import train
     from dassl.engine import build_trainer
+    from dassl.utils import run_record
     from trainers.coop_crt import save_data_pth
     from trainers.corruption import corrupt_context
 
@@ -191,12 +193,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             text = _text_features_per_context(trainer, contexts, args.max_prompts)  # all settings of the seed
         for (_, kind, pos, factor), ctx, text_features in zip(jobs, contexts, text):
             folder = setting_dir(args.output_base, kind, pos, factor, seed)
-            if osp.isdir(folder):
-                for name in os.listdir(folder):  # redo an interrupted setting: empty only its folder
-                    path = osp.join(folder, name)
-                    if osp.isfile(path):
-                        os.remove(path)
-            os.makedirs(folder, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)  # an interrupted setting is redone in place (files overwritten)
             capture = _Capture()
             root_logger.addHandler(capture)
             try:
@@ -218,8 +215,12 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                       "correct": int(getattr(evaluator, "correct", 0)), "epoch": args.load_epoch}
             with open(osp.join(folder, "results.json"), "w") as f:
                 json.dump(record, f, indent=4)
-            with open(osp.join(folder, "log.txt"), "w") as f:  # written last: its macro_f1 marks completion
+            with open(osp.join(folder, "log.txt"), "w") as f:
                 f.write("\n".join(capture.lines) + "\n")
+            # the completion record, last
+            run_record.write_record(folder, "eval", {k: float(v) for k, v in results.items()},
+                                    run_record.config_hash(cfg), epoch=args.load_epoch,
+                                    corrupt={"type": kind, "position": pos, "factor": factor, "seed": seed})
             accs[folder] = float(results["accuracy"])
     return accs
 

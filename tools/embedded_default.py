@@ -21,8 +21,9 @@ Run folders use the layout of the sweep scripts (``tools/parse_test_res.py`` wor
     <output>/synth_shapes/CoOpNemesis/Beta-0.0/tinysynth_<k>shots/alpha<A>_cw<CW>_pn<NP>_nctx16_..._nttwo/seed<S>
     <output>/output_crt/CoOpCRT/synth_shapes/CoOp/tinysynth_<k>shots/{original|replace/...|rescale/...}/seed<S>
 
-A finished run (log ends with ``Elapsed`` / ``macro_f1``, ``results.json`` present, same settings in its
-``config.yaml``) is skipped on a re-run; an interrupted one (or one with other settings) is emptied and redone.
+A finished run (completion record ``run.json`` read through ``dassl.utils.run_record``, same settings in its
+``config.yaml``) is skipped on a re-run; an interrupted one is continued (``train.py`` resumes it); one with other
+settings is started over with ``train.py --force`` (its old files are moved into ``.replaced/<timestamp>/``).
 Everything is seeded (``--seeds``, default 1), so a re-run into an empty folder reproduces the numbers.
 """
 from __future__ import annotations
@@ -33,7 +34,6 @@ import io
 import json
 import os
 import os.path as osp
-import shutil
 import sys
 import time
 import traceback
@@ -175,25 +175,22 @@ def _same_number(a: str | None, b: str) -> bool:
 
 def run_state(run: Run) -> str:
     """'finished' | 'changed' (finished with other settings) | 'interrupted' | 'new'."""
-    log = osp.join(run.folder, "log.txt")
+    from dassl.utils import run_record
+
     if not osp.isdir(run.folder) or not os.listdir(run.folder):
         return "new"
-    if not osp.isfile(log) or not osp.isfile(osp.join(run.folder, "results.json")):
-        return "interrupted"
-    with open(log, errors="replace") as f:
-        tail = f.readlines()[-5:]
-    if not any(run.marker in line for line in tail):
-        return "interrupted"
+    kind = "eval" if run.marker == "macro_f1" else "train"
+    finished = run_record.is_finished(run.folder, kind) and osp.isfile(osp.join(run.folder, "results.json"))
     cfg_path = osp.join(run.folder, "config.yaml")
     if run.expect:
         if not osp.isfile(cfg_path):
-            return "changed"
+            return "changed" if finished else "interrupted"
         with open(cfg_path) as f:
             text = f.read()
         for k, v in run.expect.items():
             if not _same_number(_config_value(text, k), v):
                 return "changed"
-    return "finished"
+    return "finished" if finished else "interrupted"
 
 
 def read_results(folder: str) -> dict:
@@ -234,16 +231,15 @@ def quiet(log_path: str | None = None):
         sink.close()
 
 
-def execute(run: Run) -> None:
+def execute(run: Run, force: bool = False) -> None:
+    """Run (or continue: train.py resumes an interrupted folder) one run; ``force`` starts a folder with other
+    settings over (train.py moves its old files aside, nothing is deleted)."""
     import train
     from dassl.utils.logger import close_logger
 
-    if osp.isdir(run.folder):
-        shutil.rmtree(run.folder)
-    os.makedirs(run.folder, exist_ok=True)
     with quiet() as err:
         try:
-            code = train.cli(run.argv)
+            code = train.cli(run.argv + (["--force"] if force else []))
         except BaseException:
             close_logger()
             code = -1
@@ -528,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             if state in ("interrupted", "changed"):
                 bar.write(f"{head} ... redo ({state})")
             t0 = time.time()
-            execute(run)
+            execute(run, force=state == "changed")
             acc = read_results(run.folder)["accuracy"]
             bar.write(f"{head} ... acc {acc:5.1f}%  ({time.time() - t0:.0f} s)")
             bar.update(1)

@@ -30,6 +30,9 @@ import warnings
 
 import numpy as np
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from dassl.utils import run_record  # noqa: E402  (the one completion-record reader)
+
 
 def parse_log(path: str, keyword: str = "accuracy", test_log: bool = False) -> float | None:
     end_signal = "=> result" if test_log else "Finish training"
@@ -53,6 +56,9 @@ def collect(directory: str, keyword: str, test_log: bool) -> list[tuple[str, flo
         log = osp.join(directory, name, "log.txt")
         if not osp.isfile(log):
             warnings.warn(f"skipping {osp.join(directory, name)}: no log.txt")
+            continue
+        if not run_record.is_finished(osp.join(directory, name)):
+            warnings.warn(f"skipping {osp.join(directory, name)}: unfinished run (no completion record)")
             continue
         v = parse_log(log, keyword, test_log)
         if v is None:

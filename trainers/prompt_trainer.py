@@ -317,10 +317,10 @@ class PromptTrainer(TrainerX):
         super().after_epoch()
 
     def _append_norm_record(self, record: dict[str, Any]) -> None:
-        path = osp.join(self.output_dir, "norms.jsonl")
-        os.makedirs(self.output_dir, exist_ok=True)
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        from dassl.utils.tools import upsert_jsonl
+
+        # idempotent per epoch: a resumed run replaces the records past its resume point
+        upsert_jsonl(osp.join(self.output_dir, "norms.jsonl"), record)
 
     # -- evaluation ------------------------------------------------------------------------------
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:

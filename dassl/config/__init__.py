@@ -70,6 +70,12 @@ def validate_cfg(cfg: CfgNode) -> None:
             raise ConfigError(f"{key}={value!r} must be a {kind} integer")
     if not isinstance(cfg.TRAIN.PRINT_FREQ, int) or cfg.TRAIN.PRINT_FREQ < 1:
         raise ConfigError(f"TRAIN.PRINT_FREQ={cfg.TRAIN.PRINT_FREQ!r} must be a positive integer")
+    iters = cfg.TRAIN.get("RESUME_EVERY_ITERS", 0)
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
+        raise ConfigError(f"TRAIN.RESUME_EVERY_ITERS={iters!r} must be a non-negative integer (0 = off)")
+    minutes = cfg.TRAIN.get("RESUME_EVERY_MINUTES", 0.0)
+    if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not minutes >= 0:
+        raise ConfigError(f"TRAIN.RESUME_EVERY_MINUTES={minutes!r} must be a non-negative number (0 = off)")
     if cfg.DATALOADER.NUM_WORKERS < 0:
         raise ConfigError(f"DATALOADER.NUM_WORKERS={cfg.DATALOADER.NUM_WORKERS!r} must be >= 0")
     if len(cfg.INPUT.SIZE) != 2:

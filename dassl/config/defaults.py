@@ -173,6 +173,10 @@ _C.TRAIN = CN()
 _C.TRAIN.CHECKPOINT_FREQ = 0
 # How often (batch) to print training information
 _C.TRAIN.PRINT_FREQ = 10
+# Rolling resume checkpoint (OUTPUT_DIR/resume.pth.tar, one file replaced in place): always at the end of every
+# epoch, and also every N iterations / every N minutes within an epoch (0 = off). Does not change results.
+_C.TRAIN.RESUME_EVERY_ITERS = 0
+_C.TRAIN.RESUME_EVERY_MINUTES = 10.0
 # Use 'train_x', 'train_u' or 'smaller_one' to count the number of iterations in an epoch (for DA and SSL)
 _C.TRAIN.COUNT_ITER = "train_x"
 

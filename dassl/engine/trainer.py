@@ -15,6 +15,14 @@ Output lines (interfaces read by tools and scripts):
 
 ``test()`` also writes ``OUTPUT_DIR/results.json`` (``results_val.json`` for the val split) with
 ``split, accuracy, error_rate, macro_f1, total, correct, epoch``.
+
+Rolling resume checkpoint (``OUTPUT_DIR/resume.pth.tar``, :data:`RESUME_FILE`): ONE file, replaced atomically at
+the end of every epoch, every ``TRAIN.RESUME_EVERY_ITERS`` iterations and every ``TRAIN.RESUME_EVERY_MINUTES``
+minutes (0 = off), and when SIGINT/SIGTERM stops the run. It is separate from the Dassl ``model.pth.tar-N`` files
+(``TRAIN.CHECKPOINT_FREQ``) and holds every registered model's weights, optimiser and scheduler, the GradScaler,
+every RNG state, the best val result and, mid-epoch, the epoch's RNG state at its start, the batch index and the
+loss meters, so a resumed run is bit-identical to an uninterrupted one (same weights, same logged losses). Writing
+it consumes no random numbers. Resume prefers it over the ``checkpoint`` pointer of ``model.pth.tar-N``.
 """
 from __future__ import annotations
 
@@ -46,9 +54,9 @@ from dassl.utils import (  # noqa: F401  (re-exported names used by downstream t
     save_checkpoint,
     tolist_if_not,
 )
-from dassl.utils.errors import CheckpointNotFoundError
-from dassl.utils.tools import atomic_write_text
-from dassl.utils.torchtools import get_rng_state, read_pointer
+from dassl.utils.errors import CheckpointNotFoundError, Interrupted, UsageError
+from dassl.utils.tools import atomic_open, atomic_write_text
+from dassl.utils.torchtools import get_rng_state, read_pointer, set_rng_state
 
 try:
     from torch.utils.tensorboard import SummaryWriter
@@ -64,6 +72,9 @@ except ImportError:  # pragma: no cover - tensorboard is in requirements; keep t
         def add_scalar(self, *args: Any, **kwargs: Any) -> None:
             pass
 
+        def flush(self) -> None:
+            pass
+
         def close(self) -> None:
             pass
 
@@ -73,12 +84,54 @@ logger = logging.getLogger(__name__)
 __all__ = ["TrainerBase", "SimpleTrainer", "TrainerX", "MetricMeter", "AverageMeter", "SummaryWriter"]
 
 BEST_MODEL_NAME = "model-best.pth.tar"
+RESUME_FILE = "resume.pth.tar"
+RESUME_FORMAT = 1
 _EPOCH_FILE_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 
-def _progress(iterable, desc: str):
+def _progress(iterable, desc: str, **kwargs: Any):
     """A tqdm bar on stderr (shown on terminals only, so logs of batch jobs stay clean)."""
-    return tqdm(iterable, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+    return tqdm(iterable, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None, **kwargs)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM bookkeeping shared by the signal handler (``train.py``) and the training loop.
+
+    While ``deferring`` (inside the epoch loop) a signal only sets ``signum``: the loop stops at the end of the
+    current iteration, writes the resume checkpoint and raises :class:`~dassl.utils.errors.Interrupted`. Outside
+    it, :func:`handle_stop_signal` raises ``Interrupted`` at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.deferring = False
+
+    def reset(self) -> None:
+        self.signum = None
+        self.deferring = False
+
+
+STOP = StopRequest()
+
+
+def handle_stop_signal(signum: int, frame=None) -> None:
+    """Signal handler for SIGINT/SIGTERM (installed by ``train.py``)."""
+    if STOP.deferring:
+        if STOP.signum is None:
+            STOP.signum = signum
+        return
+    raise Interrupted(signum)
+
+
+def _meter_state(meter: "MetricMeter") -> dict[str, dict[str, float]]:
+    return {k: {"val": float(m.val), "avg": float(m.avg), "sum": float(m.sum), "count": int(m.count)}
+            for k, m in meter.meters.items()}
+
+
+def _load_meter_state(meter: "MetricMeter", state: dict) -> None:
+    for k, v in state.items():
+        m = meter.meters[k]
+        m.val, m.avg, m.sum, m.count = v["val"], v["avg"], v["sum"], int(v["count"])
 
 
 class TrainerBase:
@@ -179,6 +232,93 @@ class TrainerBase:
             )
         return start_epoch
 
+    # ------------------------------------------------------------------ rolling resume checkpoint
+    def resume_checkpoint_state(self, epoch: int, batch: int) -> dict[str, Any]:
+        """What :meth:`save_resume_checkpoint` writes: tensors and plain values only (``weights_only`` loads it).
+
+        ``epoch``/``batch``: where the resumed run continues (0-based epoch index, index of the next batch).
+        """
+        models = {}
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            models[name] = {
+                "state_dict": self._models[name].state_dict(),
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+            }
+        best = getattr(self, "best_result", None)
+        scaler = getattr(self, "scaler", None)
+        state: dict[str, Any] = {
+            "format": RESUME_FORMAT,
+            "epoch": int(epoch),
+            "batch": int(batch),
+            "max_epoch": int(self.max_epoch),
+            "models": models,
+            "rng_state": get_rng_state(),
+            "best_result": float(best) if best is not None and np.isfinite(best) else None,
+            "scaler": scaler.state_dict() if scaler is not None and hasattr(scaler, "state_dict") else None,
+        }
+        if batch > 0:
+            state["epoch_rng_state"] = self._epoch_rng_state
+            state["meters"] = _meter_state(self._epoch_losses) if self._epoch_losses is not None else {}
+        return state
+
+    def save_resume_checkpoint(self, epoch: int, batch: int) -> None:
+        """Replace ``OUTPUT_DIR/resume.pth.tar`` atomically (nothing when no model is registered)."""
+        if not self.get_model_names():
+            return
+        if self._writer is not None:  # events up to here are on disk before the resume point moves past them
+            self._writer.flush()
+        state = self.resume_checkpoint_state(epoch, batch)
+        with atomic_open(osp.join(self.output_dir, RESUME_FILE), "wb") as f:
+            torch.save(state, f)
+        self._last_resume_save = time.time()
+
+    def load_resume_checkpoint(self, path: str) -> int:
+        """Restore what :meth:`save_resume_checkpoint` wrote; returns the epoch to start from.
+
+        The RNG states are applied when the run continues (at once for an epoch boundary; for a mid-epoch
+        checkpoint after the epoch's sampler order has been re-drawn, see ``TrainerX.run_epoch``).
+        """
+        ckpt = load_checkpoint(path)
+        names = self.get_model_names()
+        if not isinstance(ckpt, dict) or ckpt.get("format") != RESUME_FORMAT or not isinstance(ckpt.get("models"), dict):
+            raise UsageError(f"{path} is not a resume checkpoint of this code (move it away to resume from the "
+                             "model.pth.tar-N checkpoints, or pass --force to start over)")
+        if sorted(ckpt["models"]) != sorted(names):
+            raise UsageError(f"{path} holds the models {sorted(ckpt['models'])}, this trainer registers {sorted(names)}"
+                             " (another trainer wrote this folder: use a new --output-dir or --force)")
+        for name in names:
+            entry = ckpt["models"][name]
+            try:
+                self._models[name].load_state_dict(entry["state_dict"])
+            except RuntimeError as e:
+                raise UsageError(f"{path} does not fit the model {name!r}: {' '.join(str(e).split())[:300]}") from None
+            if self._optims[name] is not None and entry.get("optimizer") is not None:
+                self._optims[name].load_state_dict(entry["optimizer"])
+            if self._scheds[name] is not None and entry.get("scheduler") is not None:
+                self._scheds[name].load_state_dict(entry["scheduler"])
+        scaler = getattr(self, "scaler", None)
+        if scaler is not None and ckpt.get("scaler") is not None:
+            scaler.load_state_dict(ckpt["scaler"])
+        if ckpt.get("best_result") is not None:
+            self.best_result = float(ckpt["best_result"])
+        epoch, batch = int(ckpt["epoch"]), int(ckpt["batch"])
+        self._resume_point = (epoch, batch)
+        self._resume_rng = ckpt["rng_state"]
+        self._resume_epoch_rng = ckpt.get("epoch_rng_state")
+        self._resume_meters = ckpt.get("meters") or {}
+        if batch == 0:
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
+        self._model_epoch = epoch
+        where = f"epoch {epoch + 1}, iteration {batch + 1}" if batch > 0 else f"the start of epoch {epoch + 1}"
+        logger.info(f"Resuming from {path}: {epoch} epoch(s) done, continuing at {where}")
+        if epoch >= self.max_epoch:
+            logger.info(f"The run is at epoch {epoch} >= OPTIM.MAX_EPOCH={self.max_epoch}: training is already "
+                        "finished, no epoch will run")
+        return epoch
+
     @staticmethod
     def _resolve_model_file(fdir: str, epoch: int | None) -> str:
         if not osp.isdir(fdir):
@@ -271,10 +411,13 @@ class TrainerBase:
         self.model_update(names)
 
     # ------------------------------------------------------------------ tensorboard
-    def init_writer(self, log_dir: str) -> None:
+    def init_writer(self, log_dir: str, purge_step: int | None = None) -> None:
         if self.__dict__.get("_writer") is None:
             logger.info(f"Initialize tensorboard (log_dir={log_dir})")
-            self._writer = SummaryWriter(log_dir=log_dir)
+            if purge_step is None:
+                self._writer = SummaryWriter(log_dir=log_dir)
+            else:
+                self._writer = SummaryWriter(log_dir=log_dir, purge_step=purge_step)
 
     def close_writer(self) -> None:
         if self._writer is not None:
@@ -293,12 +436,30 @@ class TrainerBase:
         self.start_epoch = start_epoch
         self.max_epoch = max_epoch
         self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.before_epoch()
-            self.run_epoch()
-            self._model_epoch = self.epoch + 1
-            self.after_epoch()
+        STOP.deferring = True  # SIGINT/SIGTERM now stop at the end of the current iteration
+        try:
+            for self.epoch in range(self.start_epoch, self.max_epoch):
+                self.before_epoch()
+                self.run_epoch()
+                self._model_epoch = self.epoch + 1
+                self.after_epoch()
+                self.save_resume_checkpoint(self.epoch + 1, 0)
+                self.check_stop(self.epoch, self.num_batches, saved=True)
+        finally:
+            STOP.deferring = False
         self.after_train()
+
+    def check_stop(self, epoch: int, batch: int, saved: bool = False) -> None:
+        """At a safe point: when SIGINT/SIGTERM arrived, write the resume checkpoint (unless ``saved``), log one
+        line and raise :class:`Interrupted` (``train.py`` exits 128 + the signal number)."""
+        signum = STOP.signum
+        if signum is None:
+            return
+        if not saved:
+            self.save_resume_checkpoint(epoch, batch)
+        msg = (f"interrupted at epoch {epoch + 1} iteration {batch}; rerun the same command to continue")
+        logger.info(msg)
+        raise Interrupted(signum, msg)
 
     def before_train(self) -> None:
         pass
@@ -351,6 +512,13 @@ class SimpleTrainer(TrainerBase):
         self.num_batches = 0
         self.last_results: OrderedDict | None = None
         self._model_epoch: int | None = None
+        self._resumed = False  # resume_if_needed() ran
+        self._resume_point: tuple[int, int] | None = None  # (epoch, batch) of a loaded resume checkpoint
+        self._resume_rng = self._resume_epoch_rng = None
+        self._resume_meters: dict = {}
+        self._epoch_rng_state = None
+        self._epoch_losses: MetricMeter | None = None
+        self._last_resume_save = time.time()
 
         self.cfg = cfg
         self.build_data_loader()
@@ -380,18 +548,52 @@ class SimpleTrainer(TrainerBase):
     def train(self) -> None:  # type: ignore[override]
         super().train(self.start_epoch, self.max_epoch)
 
-    def before_train(self) -> None:
+    def resume_if_needed(self) -> int:
+        """Load the state to continue from (once): ``resume.pth.tar`` of ``RESUME`` or ``OUTPUT_DIR`` when present,
+        else the ``model.pth.tar-N`` named by the ``checkpoint`` pointers; returns the start epoch.
+
+        ``train.py`` calls it before writing anything into the folder (a bad checkpoint leaves it untouched);
+        :meth:`before_train` calls it otherwise."""
+        if self._resumed:
+            return self.start_epoch
         directory = self.cfg.OUTPUT_DIR
         if self.cfg.RESUME:
             directory = self.cfg.RESUME
             if not osp.isdir(directory):
                 raise CheckpointNotFoundError(f'RESUME folder not found: "{directory}"')
-        self.start_epoch = self.resume_model_if_exist(directory)
+        resume_file = osp.join(directory, RESUME_FILE)
+        if self.get_model_names() and osp.isfile(resume_file) and not self._pointer_is_newer(directory, resume_file):
+            self.start_epoch = self.load_resume_checkpoint(resume_file)
+        else:
+            self.start_epoch = self.resume_model_if_exist(directory)
+        self._resumed = True
+        return self.start_epoch
 
-        # Initialize summary writer
+    def _pointer_is_newer(self, directory: str, resume_file: str) -> bool:
+        """True when the ``model.pth.tar-N`` named by the pointer holds more finished epochs than the resume
+        checkpoint (a run stopped between the two end-of-epoch saves): resume from the further one."""
+        names = self.get_model_names()
+        if any(read_pointer(osp.join(directory, n)) is None for n in names):
+            return False
+        try:
+            name = names[0]
+            pointer_epoch = load_checkpoint(osp.join(directory, name, read_pointer(osp.join(directory, name)))).get("epoch")
+            resume_epoch = load_checkpoint(resume_file).get("epoch")
+        except Exception:
+            return False
+        return isinstance(pointer_epoch, int) and isinstance(resume_epoch, int) and pointer_epoch > resume_epoch
+
+    def before_train(self) -> None:
+        self.resume_if_needed()
+
+        # Initialize summary writer; a resumed run drops the events past its resume point (no duplicates)
         writer_dir = osp.join(self.output_dir, "tensorboard")
         mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
+        purge_step = None
+        if self.start_epoch > 0 or self._resume_point is not None:
+            epoch, batch = self._resume_point or (self.start_epoch, 0)
+            purge_step = epoch * len(self.train_loader_x) + batch
+        self.init_writer(writer_dir, purge_step=purge_step)
 
         # Remember the starting time (for computing the elapsed time)
         self.time_start = time.time()
@@ -479,6 +681,8 @@ class SimpleTrainer(TrainerBase):
         try:
             atomic_write_text(json.dumps(record, indent=4) + "\n", osp.join(self.output_dir, fname))
         except OSError as e:  # never lose a finished evaluation because of the side file
+            if isinstance(e, UsageError):  # disk full: one clear error, exit 2
+                raise
             logger.warning(f"Could not write {fname}: {e}")
 
     def model_inference(self, input):
@@ -503,6 +707,45 @@ class SimpleTrainer(TrainerBase):
 class TrainerX(SimpleTrainer):
     """A base trainer using labeled data only."""
 
+    def _epoch_batches(self, loader) -> tuple[Any, int]:
+        """The epoch's batch iterator and the index of its first batch.
+
+        The global RNG state at the epoch's start is kept (``_epoch_rng_state``, for a mid-epoch resume
+        checkpoint). A run resumed mid-epoch re-creates the iterator from the stored start-of-epoch RNG state (same
+        sampler order, same worker seeds), skips the batches already done (indices only without loader workers;
+        with workers they are loaded and dropped so every worker's RNG advances as before), then restores the RNG
+        state of the interruption point."""
+        start = 0
+        if self._resume_point is not None and self._resume_point[1] > 0 and self._resume_point[0] == self.epoch:
+            start = self._resume_point[1]
+            set_rng_state(self._resume_epoch_rng)
+            self._epoch_rng_state = self._resume_epoch_rng
+            it = iter(loader)
+            for _ in range(min(start, len(loader))):
+                if getattr(loader, "num_workers", 0) == 0 and hasattr(it, "_sampler_iter"):
+                    next(it._sampler_iter)  # noqa: SLF001  (skip the indices without loading images)
+                else:
+                    next(it)
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
+        else:
+            self._epoch_rng_state = get_rng_state()
+            it = iter(loader)
+        self._resume_point = None
+        return it, start
+
+    def _maybe_save_resume(self) -> None:
+        """Mid-epoch resume checkpoint every ``TRAIN.RESUME_EVERY_ITERS`` iterations / ``_MINUTES`` minutes."""
+        done = self.batch_idx + 1
+        if done >= self.num_batches:  # the end-of-epoch checkpoint follows
+            return
+        every = int(self.cfg.TRAIN.get("RESUME_EVERY_ITERS", 0) or 0)
+        minutes = float(self.cfg.TRAIN.get("RESUME_EVERY_MINUTES", 0) or 0)
+        due = every > 0 and done % every == 0
+        due = due or (minutes > 0 and time.time() - self._last_resume_save >= minutes * 60)
+        if due:
+            self.save_resume_checkpoint(self.epoch, done)
+
     def run_epoch(self) -> None:
         self.set_model_mode("train")
         losses = MetricMeter()
@@ -510,9 +753,14 @@ class TrainerX(SimpleTrainer):
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
 
+        it, start = self._epoch_batches(self.train_loader_x)
+        if start > 0:
+            _load_meter_state(losses, self._resume_meters)
+            self._resume_meters = {}
+        self._epoch_losses = losses
         end = time.time()
-        bar = _progress(self.train_loader_x, f"epoch {self.epoch + 1}/{self.max_epoch}")
-        for self.batch_idx, batch in enumerate(bar):
+        bar = _progress(it, f"epoch {self.epoch + 1}/{self.max_epoch}", total=self.num_batches, initial=start)
+        for self.batch_idx, batch in enumerate(bar, start):
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
@@ -544,7 +792,11 @@ class TrainerX(SimpleTrainer):
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
 
+            if self.batch_idx + 1 < self.num_batches:
+                self.check_stop(self.epoch, self.batch_idx + 1)
+                self._maybe_save_resume()
             end = time.time()
+        self._epoch_losses = None
 
     def parse_batch_train(self, batch):
         input = batch["img"]

@@ -22,3 +22,31 @@ class DataNotFoundError(UsageError, FileNotFoundError):
 
 class CheckpointNotFoundError(UsageError, FileNotFoundError):
     """A checkpoint file or folder the user pointed at (``--model-dir``, ``--resume``) does not exist."""
+
+
+class RunLockedError(UsageError):
+    """Another live process holds the lock of the run folder (names its pid and host)."""
+
+
+class ConfigMismatchError(UsageError):
+    """The run folder was started with another config (names the differing keys and the way out)."""
+
+
+class DiskFullError(UsageError, OSError):
+    """No space left on the device while writing a file of the run (``error: no space left on device ...``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no space left on device while writing {path}")
+
+    def __str__(self) -> str:  # OSError would format it as "[Errno ...]"
+        return f"no space left on device while writing {self.path}"
+
+
+class Interrupted(BaseException):
+    """SIGINT / SIGTERM: the run stopped at a safe point (``train.py`` exits 128 + signal number)."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        self.signum = signum
+        self.message = message
+        super().__init__(message or f"interrupted by signal {signum}")

@@ -6,9 +6,18 @@ lines immediately). An existing log file is appended to after a separator line
 ``======== new run YYYY-MM-DD HH:MM:SS ========`` (never a new timestamped file). The root ``logging``
 logger gets one handler that writes ``%(message)s`` to whatever ``sys.stdout`` is at emit time, so
 ``logger.info`` lines look exactly like Dassl's prints and land in the log file.
+
+``setup_logger(output, defer=True)`` keeps the file lines in memory (the console still gets them at once) until
+:func:`commit_log` opens the file: ``train.py`` commits only once every check passed and the trainer is built, so
+a failing invocation leaves an existing ``log.txt`` byte-identical.
+
+Robustness: a broken console (``train.py ... | head``) is dropped silently (the file keeps being written); a full
+disk while writing the file truncates it back to its last complete write and raises
+:class:`~dassl.utils.errors.DiskFullError` from the logging call (no ``--- Logging error ---`` blocks).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import os.path as osp
@@ -16,9 +25,10 @@ import sys
 import time
 from typing import TextIO
 
+from .errors import DiskFullError
 from .tools import mkdir_if_missing
 
-__all__ = ["setup_logger", "close_logger", "Logger", "RUN_SEPARATOR_PREFIX"]
+__all__ = ["setup_logger", "close_logger", "commit_log", "Logger", "RUN_SEPARATOR_PREFIX"]
 
 RUN_SEPARATOR_PREFIX = "======== new run"
 
@@ -31,40 +41,121 @@ class Logger:
     Args:
         fpath: log file path; appended to (after a separator line) when it exists and is non-empty.
         console: the stream to echo to (defaults to the current ``sys.stdout``).
+        defer: keep the file's lines in memory until :meth:`commit` (nothing touches ``fpath`` before).
     """
 
-    def __init__(self, fpath: str, console: TextIO | None = None) -> None:
+    def __init__(self, fpath: str, console: TextIO | None = None, defer: bool = False) -> None:
         self.console = console if console is not None else sys.stdout
         self.fpath = fpath
-        mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
-        existed = osp.isfile(fpath) and osp.getsize(fpath) > 0
-        self.file: TextIO | None = open(fpath, "a", encoding="utf-8")
+        self.file: TextIO | None = None
+        self._pending: list[str] | None = []
+        self._good_size = 0
+        self._console_broken = False
+        if not defer:
+            self.commit()
+
+    @property
+    def committed(self) -> bool:
+        return self._pending is None
+
+    def commit(self) -> None:
+        """Open the file (separator line when it already has content) and write the lines kept so far."""
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        mkdir_if_missing(osp.dirname(osp.abspath(self.fpath)))
+        existed = osp.isfile(self.fpath) and osp.getsize(self.fpath) > 0
+        try:
+            self.file = open(self.fpath, "a", encoding="utf-8")
+        except OSError as e:
+            self._file_error(e)
+        self._good_size = self.file.tell()
+        text = "".join(pending)
         if existed:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            self.file.write(f"\n{RUN_SEPARATOR_PREFIX} {stamp} ========\n")
-            self.file.flush()
+            text = f"\n{RUN_SEPARATOR_PREFIX} {stamp} ========\n" + text
+        self._file_write(text, flush=True)
+
+    def _file_error(self, e: OSError):
+        """Drop what the failed write left (no fragment in the log) and raise the one-line error."""
+        f, self.file = self.file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+            try:
+                os.truncate(self.fpath, self._good_size)
+            except OSError:
+                pass
+        if e.errno == errno.ENOSPC:
+            raise DiskFullError(self.fpath) from None
+        raise e
+
+    def _file_write(self, msg: str, flush: bool) -> None:
+        if self.file is None or self.file.closed:
+            return
+        try:
+            self.file.write(msg)
+            if flush:
+                self.file.flush()
+                self._good_size = self.file.tell()
+        except OSError as e:
+            self._file_error(e)
 
     def write(self, msg: str) -> int:
-        self.console.write(msg)
-        if self.file is not None and not self.file.closed:
-            self.file.write(msg)
-            if "\n" in msg:
-                self.file.flush()
+        if not self._console_broken:
+            try:
+                self.console.write(msg)
+            except (BrokenPipeError, ValueError, OSError):
+                self._drop_console()
+        if self._pending is not None:
+            self._pending.append(msg)
+        else:
+            self._file_write(msg, flush="\n" in msg)
         return len(msg)
 
+    def _drop_console(self) -> None:
+        """The console went away (a closed pipe): keep logging to the file only, and point fd 1 at /dev/null so
+        the interpreter's exit-time flush of stdout does not complain either."""
+        self._console_broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.console.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
     def flush(self) -> None:
-        self.console.flush()
+        if not self._console_broken:
+            try:
+                self.console.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self._drop_console()
         if self.file is not None and not self.file.closed:
-            self.file.flush()
+            try:
+                self.file.flush()
+                self._good_size = self.file.tell()
+            except OSError as e:
+                self._file_error(e)
             try:
                 os.fsync(self.file.fileno())
             except OSError:  # pragma: no cover - e.g. special files
                 pass
 
     def close(self) -> None:
+        self._pending = None  # lines of an uncommitted (failed) invocation are dropped
         if self.file is not None and not self.file.closed:
-            self.flush()
-            self.file.close()
+            try:
+                self.flush()
+            except OSError:
+                pass
+            finally:
+                if self.file is not None:
+                    try:
+                        self.file.close()
+                    except OSError:
+                        pass
 
     def isatty(self) -> bool:
         return bool(getattr(self.console, "isatty", lambda: False)())
@@ -95,6 +186,14 @@ class _StdoutHandler(logging.StreamHandler):
     def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; always follow sys.stdout
         pass
 
+    def handleError(self, record) -> None:  # noqa: N802
+        exc = sys.exc_info()[1]
+        if isinstance(exc, DiskFullError):  # one clear error instead of "--- Logging error ---" blocks
+            raise exc
+        if isinstance(exc, (BrokenPipeError, ValueError)):  # console gone: nothing to report it to
+            return
+        super().handleError(record)
+
 
 def _configure_root_logger() -> None:
     root = logging.getLogger()
@@ -110,12 +209,13 @@ def _configure_root_logger() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def setup_logger(output: str | None = None) -> None:
+def setup_logger(output: str | None = None, defer: bool = False) -> None:
     """Tee ``sys.stdout`` into a log file and point the root logger at ``sys.stdout``.
 
     Args:
         output: an output directory (the file is ``<output>/log.txt``) or a path ending in ``.txt`` or
             ``.log``. ``None`` only configures the root logger.
+        defer: write nothing to the file until :func:`commit_log` (the lines are kept in memory).
 
     Calling it again closes the previous file and installs a fresh tee, so lines are never duplicated
     and no file handle leaks.
@@ -129,8 +229,14 @@ def setup_logger(output: str | None = None) -> None:
         fpath = output
     else:
         fpath = osp.join(output, "log.txt")
-    _CURRENT = Logger(fpath)
+    _CURRENT = Logger(fpath, defer=defer)
     sys.stdout = _CURRENT
+
+
+def commit_log() -> None:
+    """Start writing the deferred log file (see ``setup_logger(defer=True)``)."""
+    if _CURRENT is not None:
+        _CURRENT.commit()
 
 
 def close_logger() -> None:

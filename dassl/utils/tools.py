@@ -21,6 +21,8 @@ __all__ = [
     "write_json",
     "atomic_open",
     "atomic_write_text",
+    "upsert_jsonl",
+    "is_disk_full",
     "set_random_seed",
     "collect_env_info",
     "listdir_nohidden",
@@ -79,11 +81,49 @@ def atomic_open(fpath: str, mode: str = "w") -> Iterator[IO]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(tmp, fpath)
-    except BaseException:
+    except BaseException as e:
         if osp.exists(tmp):
             os.remove(tmp)
+        if is_disk_full(e):
+            from .errors import DiskFullError
+
+            if not isinstance(e, DiskFullError):
+                raise DiskFullError(fpath) from e
         raise
     _fsync_dir(dirname)
+
+
+def is_disk_full(e: BaseException | None) -> bool:
+    """True when ``e`` (or an exception it wraps, e.g. torch's ``RuntimeError`` around a failed write) is ENOSPC."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e) or e.__class__.__name__ == "DiskFullError":
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
+def upsert_jsonl(fpath: str, record: dict, key: str = "epoch") -> None:
+    """Write ``record`` into the JSON-lines file ``fpath`` idempotently: lines whose ``key`` is >= the record's
+    (left by an interrupted run that is being continued) are replaced; the file is rewritten atomically."""
+    kept: list[str] = []
+    if osp.isfile(fpath):
+        with open(fpath, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line).get(key)
+                except (ValueError, AttributeError):
+                    kept.append(line.rstrip("\n"))  # not ours to judge: keep it
+                    continue
+                if value is None or value < record[key]:
+                    kept.append(line.rstrip("\n"))
+    kept.append(json.dumps(record))
+    atomic_write_text("\n".join(kept) + "\n", fpath)
 
 
 def _fsync_dir(dirname: str) -> None:

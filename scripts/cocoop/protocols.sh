@@ -24,7 +24,7 @@ _run() {
   shift 4
   local opts=()
   mapfile -t opts < <(_opts)
-  "$PYTHON" "$REPO/train.py" --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
+  run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
     --dataset-config-file "$REPO/configs/datasets/${dataset}.yaml" --config-file "$(_cfg_path "$cfg")" \
     --output-dir "$dir" "$@" ${opts[@]+"${opts[@]}"} DATASET.NUM_SHOTS "$SHOTS" ${EXTRA[@]+"${EXTRA[@]}"}
 }

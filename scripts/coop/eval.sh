@@ -10,7 +10,7 @@ for SEED in $SEEDS; do
   MODEL_DIR="$OUTPUT_ROOT/imagenet/CoOp/${CFG}_16shots/nctx16_cscFalse_ctpend/seed${SEED}"
   DIR="$OUTPUT_ROOT/evaluation/CoOp/${CFG}_16shots/nctx16_cscFalse_ctpend/${DATASET}/seed${SEED}"
   prepare_run "$DIR" macro_f1 || continue
-  "$PYTHON" "$REPO/train.py" --root "$DATA" --seed "$SEED" --trainer CoOp \
+  run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --seed "$SEED" --trainer CoOp \
     --dataset-config-file "$REPO/configs/datasets/${DATASET}.yaml" \
     --config-file "$REPO/configs/trainers/CoOp/${CFG}.yaml" --output-dir "$DIR" \
     --model-dir "$MODEL_DIR" --load-epoch "${LOAD_EPOCH:-50}" --eval-only \

@@ -15,25 +15,77 @@ require_data() {
   fi
 }
 
-# run_finished DIR MARKER: the newest log in DIR has MARKER (Elapsed | macro_f1) in its last lines
-run_finished() {
-  local log="$1/log.txt"
-  [ -f "$log" ] && tail -n 5 "$log" | grep -q "$2"
+# FORCE=1: start finished or differently configured runs over (train.py --force moves the old files into
+# <run>/.replaced/<timestamp>/; nothing is deleted).
+FORCE_ARGS=()
+if [ "${FORCE:-0}" = "1" ]; then FORCE_ARGS=(--force); fi
+# STATUS_PYTHON: the interpreter that reads run records (default: $PYTHON)
+STATUS_PYTHON="${STATUS_PYTHON:-$PYTHON}"
+
+# run_status DIR [train|eval]: finished | running <owner> | interrupted | missing (dassl/utils/run_record.py,
+# the one reader of completion records; reference-fork folders count as finished by their log tail)
+run_status() {
+  local kind=()
+  [ -n "${2:-}" ] && kind=(--kind "$2")
+  "$STATUS_PYTHON" "$REPO/dassl/utils/run_record.py" status ${kind[@]+"${kind[@]}"} "$1"
 }
 
-# prepare_run DIR MARKER: returns 1 (skip) for a finished run; empties an interrupted one
+# run_finished DIR [KIND]: the run in DIR has finished (KIND: train | eval; Elapsed / macro_f1 accepted too)
+run_finished() {
+  local st
+  st=$(run_status "$1" "$(_kind "${2:-}")") || true
+  [ "$st" = "finished" ]
+}
+
+_kind() {
+  case "${1:-}" in
+    Elapsed|train) echo train ;;
+    macro_f1|eval) echo eval ;;
+    *) echo "" ;;
+  esac
+}
+
+# prepare_run DIR KIND: returns 1 (skip) for a finished run (unless FORCE=1) or one another process is running;
+# an interrupted run is continued in place (train.py resumes training, redoes an evaluation). Never deletes.
+# KIND: train | eval (the old markers Elapsed | macro_f1 are accepted).
 prepare_run() {
-  local dir="$1" marker="$2"
-  if run_finished "$dir" "$marker"; then
-    echo "skip (finished): $dir"
-    return 1
+  local dir="$1" st
+  st=$(run_status "$dir" "$(_kind "${2:-}")") || true
+  case "$st" in
+    finished)
+      if [ "${FORCE:-0}" = "1" ]; then echo "redo (FORCE=1): $dir"; return 0; fi
+      echo "skip (finished): $dir"; return 1 ;;
+    running*)
+      echo "skip (${st}): $dir"; return 1 ;;
+    interrupted)
+      echo "continue (interrupted): $dir"; return 0 ;;
+    missing|"")
+      return 0 ;;
+    *)
+      echo "error: cannot read the status of $dir: $st" >&2; return 1 ;;
+  esac
+}
+
+# run_child CMD...: run CMD in the background and wait for it, forwarding SIGINT/SIGTERM to it, so killing the
+# script never leaves an orphaned training process; returns CMD's exit code.
+_CHILD_PID=""
+_forward_signal() {
+  local sig=$1 code=$2
+  if [ -n "$_CHILD_PID" ]; then
+    kill -s "$sig" "$_CHILD_PID" 2>/dev/null || true
+    wait "$_CHILD_PID" 2>/dev/null || true
   fi
-  if [ -d "$dir" ]; then
-    echo "redo (interrupted): $dir"
-    find "$dir" -mindepth 1 -delete
-  fi
-  mkdir -p "$dir"
-  return 0
+  exit "$code"
+}
+trap '_forward_signal INT 130' INT
+trap '_forward_signal TERM 143' TERM
+run_child() {
+  local rc=0
+  "$@" &
+  _CHILD_PID=$!
+  wait "$_CHILD_PID" || rc=$?
+  _CHILD_PID=""
+  return "$rc"
 }
 
 # max_epoch CFG_FILE: OPTIM.MAX_EPOCH of a trainer YAML

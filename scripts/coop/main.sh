@@ -9,7 +9,7 @@ require_data
 for SEED in $SEEDS; do
   DIR="$OUTPUT_ROOT/$DATASET/CoOp/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}"
   prepare_run "$DIR" Elapsed || continue
-  "$PYTHON" "$REPO/train.py" --root "$DATA" --seed "$SEED" --trainer CoOp \
+  run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --seed "$SEED" --trainer CoOp \
     --dataset-config-file "$REPO/configs/datasets/${DATASET}.yaml" \
     --config-file "$REPO/configs/trainers/CoOp/${CFG}.yaml" --output-dir "$DIR" ${DO_TEST:+--do-test} \
     TRAINER.COOP.N_CTX "$NCTX" TRAINER.COOP.CSC "$CSC" TRAINER.COOP.CLASS_TOKEN_POSITION "$CTP" \

@@ -8,6 +8,6 @@ DATASET=$1 CFG=$2 TRAINER="${TRAINER:-ZeroshotCLIP}"
 require_data
 DIR="$OUTPUT_ROOT/$TRAINER/$CFG/$DATASET"
 prepare_run "$DIR" macro_f1 || exit 0
-"$PYTHON" "$REPO/train.py" --root "$DATA" --trainer "$TRAINER" \
+run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --trainer "$TRAINER" \
   --dataset-config-file "$REPO/configs/datasets/${DATASET}.yaml" \
   --config-file "$REPO/configs/trainers/CoOp/${CFG}.yaml" --output-dir "$DIR" --eval-only "${EXTRA[@]}"

@@ -28,7 +28,7 @@ for DATASET in $DATASETS; do
     MODEL_DIR="$OUTPUT_ROOT/$DATASET/CoOp/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}"
     DIR="$CRT_ROOT/CoOpCRT/$DATASET/CoOp/${CFG}_${SHOTS}shots/${SUB}/seed${SEED}"
     prepare_run "$DIR" macro_f1 || continue
-    "$PYTHON" "$REPO/train.py" --root "$DATA" --seed "$SEED" --trainer CoOpCRT \
+    run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --seed "$SEED" --trainer CoOpCRT \
       --dataset-config-file "$REPO/configs/datasets/${DATASET}.yaml" --config-file "$CFG_FILE" \
       --output-dir "$DIR" --model-dir "$MODEL_DIR" --load-epoch "$LOAD_EPOCH" --eval-only \
       --corrupt-type "$CORRUPT" --corrupt-position "$POS" --crt-factor "$FACTOR" \

@@ -15,7 +15,7 @@ sweep() {  # sweep DATASET CFG SHOTS TYPES...
   local epoch; if [ "$dataset" = "imagenet" ]; then epoch=50; else epoch=$(max_epoch "$REPO/configs/trainers/CoOp/${cfg}.yaml"); fi
   local cfg_file="$REPO/configs/trainers/CoOpCRT/${cfg}.yaml"; [ -f "$cfg_file" ] || cfg_file="$REPO/configs/trainers/CoOp/${cfg}.yaml"
   read -r -a pos <<< "$POSITIONS"; read -r -a rf <<< "$REPLACE_FACTORS"; read -r -a sf <<< "$SCALE_FACTORS"; read -r -a seeds <<< "$SEEDS"
-  "$PYTHON" "$REPO/tools/crt_sweep.py" --root "$DATA" --dataset-config-file "$REPO/configs/datasets/${dataset}.yaml" \
+  run_child "$PYTHON" "$REPO/tools/crt_sweep.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --dataset-config-file "$REPO/configs/datasets/${dataset}.yaml" \
     --config-file "$cfg_file" \
     --model-dir "$OUTPUT_ROOT/$dataset/CoOp/${cfg}_${shots}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed{seed}" \
     --load-epoch "$epoch" --output-base "$CRT_ROOT/CoOpCRT/$dataset/CoOp/${cfg}_${shots}shots" \

@@ -16,7 +16,7 @@ for SEED in $SEEDS; do
   MODEL_DIR="$OUTPUT_ROOT/imagenet/${TRAINER}/Beta-${BETA}/${CFG}_16shots/${NAME}/seed${SEED}"
   DIR="$OUTPUT_DG_ROOT/${DATASET}/${TRAINER}/Beta-${BETA}/${CFG}_16shots/${NAME}/seed${SEED}"
   prepare_run "$DIR" macro_f1 || continue
-  "$PYTHON" "$REPO/train.py" --root "$DATA" --seed "$SEED" --trainer "$TRAINER" \
+  run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --seed "$SEED" --trainer "$TRAINER" \
     --dataset-config-file "$REPO/configs/datasets/${DATASET}.yaml" \
     --config-file "$REPO/configs/trainers/CoOpNemesis/${CFG}.yaml" --output-dir "$DIR" \
     --model-dir "$MODEL_DIR" --load-epoch "${LOAD_EPOCH:-50}" --eval-only \

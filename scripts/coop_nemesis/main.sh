@@ -16,6 +16,7 @@ if [ $# -eq 0 ]; then
   echo "usage: $0 DATASET [DATASET ...]   (or 'all'); env: DATA, SHOTS_LIST, SEEDS, METHODS, BACKBONE_CFG, CFG" >&2
   exit 2
 fi
+source "$HERE/../coop/lib.sh"  # run_child: forwards SIGINT/SIGTERM to the per-method scripts
 ALL="caltech101 dtd eurosat fgvc_aircraft food101 imagenet oxford_flowers oxford_pets stanford_cars sun397 ucf101"
 DATASETS="$*"; [ "$DATASETS" = "all" ] && DATASETS="$ALL"
 SHOTS_LIST="${SHOTS_LIST:-1 2 4 8 16}" METHODS="${METHODS:-coop pun pan}" P="${BACKBONE_CFG:-rn50}"
@@ -31,9 +32,9 @@ for DATASET in $DATASETS; do
     C=$(cfg_for "$DATASET" "$SHOTS")
     for METHOD in $METHODS; do
       case "$METHOD" in
-        coop) bash "$HERE/../coop/main.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" ;;
-        pun) bash "$HERE/train.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" "${PUN_ALPHA:-1.0}" "$NT" "$NP" "$CW" 1.0 ;;
-        pan) bash "$HERE/train.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" "${PAN_ALPHA:-1.0}" "$NT" "$NP" "$CW" "${PAN_BETA:-0.0}" ;;
+        coop) run_child bash "$HERE/../coop/main.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" ;;
+        pun) run_child bash "$HERE/train.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" "${PUN_ALPHA:-1.0}" "$NT" "$NP" "$CW" 1.0 ;;
+        pan) run_child bash "$HERE/train.sh" "$DATASET" "$C" "$CTP" "$NCTX" "$SHOTS" "$CSC" "${PAN_ALPHA:-1.0}" "$NT" "$NP" "$CW" "${PAN_BETA:-0.0}" ;;
         *) echo "error: unknown method $METHOD (coop | pun | pan)" >&2; exit 2 ;;
       esac
     done

@@ -12,7 +12,7 @@ NAME=$(nemesis_name "$ALPHA" "$NT" "$NP" "$CW" "$BETA" "$NCTX" "$CSC" "$CTP")
 for SEED in $SEEDS; do
   DIR="$OUTPUT_ROOT/$DATASET/CoOpNemesis/Beta-${BETA}/${CFG}_${SHOTS}shots/${NAME}/seed${SEED}"
   prepare_run "$DIR" Elapsed || continue
-  "$PYTHON" "$REPO/train.py" --root "$DATA" --seed "$SEED" --trainer CoOpNemesis \
+  run_child "$PYTHON" "$REPO/train.py" ${FORCE_ARGS[@]+"${FORCE_ARGS[@]}"} --root "$DATA" --seed "$SEED" --trainer CoOpNemesis \
     --dataset-config-file "$REPO/configs/datasets/${DATASET}.yaml" \
     --config-file "$REPO/configs/trainers/CoOpNemesis/${CFG}.yaml" --output-dir "$DIR" ${DO_TEST:+--do-test} \
     TRAINER.CoOpNemesis.N_CTX "$NCTX" TRAINER.CoOpNemesis.CSC "$CSC" \

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _STUB = r"""#!/usr/bin/env bash
@@ -29,5 +30,5 @@ def python_stub_env(tmp_path: Path, train_acc: float = 50.0, test_acc: float = 5
     py.chmod(0o755)
     calls = tmp_path / "calls.txt"
     env = dict(os.environ, PYTHON=str(py), CALLS=str(calls), OUTPUT_ROOT=str(tmp_path / "out"), DATA=str(tmp_path),
-               SEEDS="1 2", **extra)
+               SEEDS="1 2", STATUS_PYTHON=sys.executable, **extra)
     return env, calls
