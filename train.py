@@ -308,6 +308,13 @@ def check_run_folder(cfg, args: argparse.Namespace) -> None:
     diffs = run_record.compare_folder(out, cfg, args)
     if diffs:
         raise ConfigMismatchError(run_record.mismatch_message(out, diffs))
+    for key, was, now in run_record.soft_differences(out, cfg):
+        _DEFERRED_WARNINGS.append(f"Warning: {key} is {now!r} now but was {was!r} when this run started: the continued "
+                                  "run draws its random augmentations differently (not bit-identical to an "
+                                  "uninterrupted run)")
+
+
+_DEFERRED_WARNINGS: list[str] = []
 
 
 def clean_temporaries(folder: str) -> int:
@@ -344,6 +351,8 @@ def main(args: argparse.Namespace) -> None:
     lock = run_record.acquire_lock(out, argv=[sys.argv[0]] + list(getattr(args, "argv", []) or []),
                                    warn=logger.warning)
     try:
+        while _DEFERRED_WARNINGS:
+            logger.warning(_DEFERRED_WARNINGS.pop(0))
         if cfg.SEED >= 0:
             logger.info(f"Setting fixed seed: {cfg.SEED}")
             set_random_seed(cfg.SEED)

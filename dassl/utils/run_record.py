@@ -48,11 +48,15 @@ IGNORED_KEYS: tuple[str, ...] = (
     "RESUME",
     "VERBOSE",
     "DATASET.ROOT",
-    "DATALOADER.NUM_WORKERS",
+    "DATALOADER.NUM_WORKERS",  # see WARN_KEYS
     "TRAIN.PRINT_FREQ",
     "TRAIN.RESUME_EVERY_ITERS",
     "TRAIN.RESUME_EVERY_MINUTES",
 )
+#: ignored keys that still change the random stream: with random augmentations, the loader worker count decides
+#: which RNG (main process or each worker's) draws them, so a run continued with another value is not bit-identical
+#: to an uninterrupted one. Allowed, with a warning (a moved run should not be blocked by the machine's core count).
+WARN_KEYS: tuple[str, ...] = ("DATALOADER.NUM_WORKERS",)
 #: train.py arguments that change what a folder holds (compared like config keys, as ``ARGS.<name>``)
 RESULT_ARGS: tuple[str, ...] = ("eval_only", "model_dir", "load_epoch")
 
@@ -205,6 +209,15 @@ def compare_folder(folder: str, cfg: Any, args: Any = None) -> list[tuple[str, A
             if not _same(rec_args.get(name), now.get(name)):
                 diffs.append((f"--{name.replace('_', '-')}", rec_args.get(name), now.get(name)))
     return diffs
+
+
+def soft_differences(folder: str, cfg: Any) -> list[tuple[str, Any, Any]]:
+    """Differences in :data:`WARN_KEYS` between the folder's recorded config and ``cfg`` (warned about only)."""
+    rec = recorded_config(folder)
+    if rec is None:
+        return []
+    now = _requested_flat(cfg)
+    return [(k, rec[0][k], now[k]) for k in WARN_KEYS if k in rec[0] and k in now and not _same(rec[0][k], now[k])]
 
 
 def mismatch_message(folder: str, diffs: list[tuple[str, Any, Any]], limit: int = 8) -> str:
