@@ -50,7 +50,7 @@ TRAIN:
   PRINT_FREQ: 1
 USE_CUDA: False
 """
-LOSS_RE = re.compile(r"^epoch \[(\d+)/\d+\] batch \[(\d+)/\d+\] .* loss (\S+ \(\S+\))")
+LOSS_RE = re.compile(r"^epoch \[(\d+)/\d+\] batch \[(\d+)/\d+\] time \S+ \(\S+\) data \S+ \(\S+\) (.* lr \S+) eta ")
 
 
 def tree_hash(folder) -> dict[str, str]:
@@ -65,7 +65,8 @@ def tree_hash(folder) -> dict[str, str]:
 
 
 def losses(log_path) -> dict[tuple[int, int], str]:
-    """(epoch, batch) -> logged ``loss X (avg)`` of a log; a line repeated after a resume: the last one counts."""
+    """(epoch, batch) -> the logged meters (losses, accuracy, norms: ``name val (avg)``) and LR of a log; a line
+    repeated after a resume (it ran past the resume point before the kill): the last one counts."""
     out = {}
     with open(log_path) as f:
         for line in f:
@@ -228,21 +229,41 @@ def test_second_process_is_refused_while_first_runs(files, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- signals, resume
-def test_sigterm_sigint_stop_at_a_safe_point_and_resume_bit_identical(files, tmp_path):
+def test_sigterm_sigint_stop_at_a_safe_point_and_resume_bit_identical(files, tmp_path, monkeypatch):
+    """SIGTERM (a real process: exit 143, no traceback) in the middle of epoch 2, then SIGINT (in-process: the
+    same handler) at the start of epoch 3, then a plain re-run: bit-identical to an uninterrupted run."""
+    from dassl.engine.trainer import TrainerBase
+
     ref, out = tmp_path / "ref", tmp_path / "run"
-    assert run_sub(argv(files, ref)).returncode == 0
-    r = run_sub(argv(files, out), FAULT_AT="1:1:TERM")
-    assert r.returncode == 143 and "Traceback" not in r.stderr + r.stdout, r.stderr
-    assert (out / "log.txt").read_text().splitlines()[-1] == (
-        "interrupted at epoch 2 iteration 2; rerun the same command to continue")
-    assert not (out / ".lock").exists() and run_record.run_status(str(out)) == "interrupted"
-    r = run_sub(argv(files, out), FAULT_AT="2:0:INT")
-    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
-    assert "interrupted at epoch 3 iteration 1; rerun" in (out / "log.txt").read_text()
-    (out / "model").mkdir(exist_ok=True)
-    (out / "model" / ".model.pth.tar-3.x1y2.tmp").write_bytes(b"partial")  # what a kill -9 mid-save leaves
-    r = run_sub(argv(files, out))
-    assert r.returncode == 0, r.stderr
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like the subprocess (OMP_NUM_THREADS=1)
+    try:
+        assert train.cli(argv(files, ref)) == 0
+        r = run_sub(argv(files, out), FAULT_AT="1:1:TERM")
+        assert r.returncode == 143 and "Traceback" not in r.stderr + r.stdout, r.stderr
+        assert (out / "log.txt").read_text().splitlines()[-1] == (
+            "interrupted at epoch 2 iteration 2; rerun the same command to continue")
+        assert not (out / ".lock").exists() and run_record.run_status(str(out)) == "interrupted"
+        assert torch.load(out / "resume.pth.tar", weights_only=True)["batch"] == 2
+
+        original = TrainerBase.write_scalar
+
+        def sigint(self, tag, value, step=None):
+            original(self, tag, value, step)
+            if tag == "train/lr" and (self.epoch, self.batch_idx) == (2, 0):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        monkeypatch.setattr(TrainerBase, "write_scalar", sigint)
+        assert train.cli(argv(files, out)) == 130
+        monkeypatch.setattr(TrainerBase, "write_scalar", original)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+        assert (out / "log.txt").read_text().splitlines()[-1] == (
+            "interrupted at epoch 3 iteration 1; rerun the same command to continue")
+        (out / "model").mkdir(exist_ok=True)
+        (out / "model" / ".model.pth.tar-3.x1y2.tmp").write_bytes(b"partial")  # what a kill -9 mid-save leaves
+        assert train.cli(argv(files, out)) == 0
+    finally:
+        torch.set_num_threads(threads)
     assert not (out / "model" / ".model.pth.tar-3.x1y2.tmp").exists()
     a = torch.load(ref / "model" / "model.pth.tar-3", weights_only=True)["state_dict"]
     b = torch.load(out / "model" / "model.pth.tar-3", weights_only=True)["state_dict"]
@@ -360,9 +381,9 @@ def eurosat(tmp_path_factory):
     return tiny_eurosat_env(tmp_path_factory.mktemp("eurosat"))
 
 
-def _script_env(eurosat, out_root, **extra):
+def _script_env(eurosat, out_root, epochs=2, **extra):
     backbone = os.path.join(str(eurosat["base"]), "clip", "tiny.pt")
-    opts = (f"MODEL.BACKBONE.NAME {backbone} INPUT.SIZE (32,32) OPTIM.MAX_EPOCH 2 DATALOADER.TRAIN_X.BATCH_SIZE 4 "
+    opts = (f"MODEL.BACKBONE.NAME {backbone} INPUT.SIZE (32,32) OPTIM.MAX_EPOCH {epochs} DATALOADER.TRAIN_X.BATCH_SIZE 4 "
             "DATALOADER.TEST.BATCH_SIZE 50 DATALOADER.NUM_WORKERS 0 TRAIN.PRINT_FREQ 1 USE_CUDA False")
     return dict(os.environ, PYTHON=sys.executable, STATUS_PYTHON=sys.executable, DATA=eurosat["data"],
                 OUTPUT_ROOT=str(out_root), SEEDS="1", EXTRA_OPTS=opts, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",
@@ -402,7 +423,7 @@ def test_kill9_mid_epoch_shipped_config_continues_through_script(eurosat, tmp_pa
     def scalars(folder):
         acc = EventAccumulator(str(folder / "tensorboard"))
         acc.Reload()
-        return [(e.step, e.value) for e in acc.Scalars("train/loss")]
+        return [(e.step, e.value) for e in acc.Scalars("train/ce_loss")]
 
     sa, sb = scalars(a), scalars(b)
     assert sb == sa and len({s for s, _ in sb}) == len(sb) == 10  # one stream continuing, no duplicated steps
@@ -416,8 +437,7 @@ def test_issue11_reproduction(eurosat, tmp_path, capsys, monkeypatch):
     """Train with scripts/coop_nemesis/train.sh; re-run train.py into the folder with BETA 1.5 (exit 2, folder
     byte-identical); re-run the script (skip, nothing deleted)."""
     args = ("eurosat", "rn50_ep50", "end", 4, 1, False, 1.0, "two", 1, 0.1, 1.0)
-    env = _script_env(eurosat, tmp_path, EXTRA_OPTS=_script_env(eurosat, tmp_path)["EXTRA_OPTS"].replace(
-        "OPTIM.MAX_EPOCH 2", "OPTIM.MAX_EPOCH 1"))
+    env = _script_env(eurosat, tmp_path, epochs=1)
     r = _sh("coop_nemesis/train.sh", *args, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     folder = tmp_path / "eurosat/CoOpNemesis/Beta-1.0/rn50_ep50_1shots/alpha1.0_nctx4_cscFalse_ctpend_nttwo/seed1"
@@ -428,7 +448,11 @@ def test_issue11_reproduction(eurosat, tmp_path, capsys, monkeypatch):
     bad = ["--root", eurosat["data"], "--seed", "1", "--trainer", "CoOpNemesis", "--dataset-config-file",
            os.path.join(ROOT, "configs/datasets/eurosat.yaml"), "--config-file",
            os.path.join(ROOT, "configs/trainers/CoOpNemesis/rn50_ep50.yaml"), "--output-dir", str(folder),
-           "MODEL.BACKBONE.NAME", cfg["MODEL.BACKBONE.NAME"], "TRAINER.CoOpNemesis.BETA", "1.5"]
+           "TRAINER.CoOpNemesis.N_CTX", "4", "TRAINER.CoOpNemesis.CSC", "False",
+           "TRAINER.CoOpNemesis.CLASS_TOKEN_POSITION", "end", "TRAINER.CoOpNemesis.A", "1.0",
+           "TRAINER.CoOpNemesis.NT", "two", "TRAINER.CoOpNemesis.NP", "1", "TRAINER.CoOpNemesis.CW", "0.1",
+           "DATASET.NUM_SHOTS", "1", *env["EXTRA_OPTS"].split(), "TRAINER.CoOpNemesis.BETA", "1.5"]
+    assert cfg["TRAINER.CoOpNemesis.BETA"] == 1.0
     capsys.readouterr()
     assert train.cli(bad) == 2
     err = capsys.readouterr().err.strip().splitlines()
