@@ -3,6 +3,7 @@
 finished on disk or trained by the same sweep."""
 from __future__ import annotations
 
+import os
 import sys
 
 from dassl.utils.errors import UsageError
@@ -67,6 +68,13 @@ def check_runs(runs: list[Run]) -> None:
                 raise SweepError(f"{run.label or run.key}: needs the finished run {need}, which is neither on disk "
                                  "nor trained by this sweep (add its training to the sweep, or fix the path)")
         argv = train_argv(run)
+        if "--dataset-config-file" in argv:
+            ds = argv[argv.index("--dataset-config-file") + 1]
+            if not os.path.isfile(ds):
+                have = sorted(n[:-5] for n in os.listdir(os.path.dirname(ds) or ".") if n.endswith(".yaml")) \
+                    if os.path.isdir(os.path.dirname(ds) or ".") else []
+                raise SweepError(f"{run.label or run.key}: unknown dataset {os.path.basename(ds)[:-5]!r}: no {ds}"
+                                 + (f" (datasets: {' '.join(have)})" if have else ""))
         key = _masked(argv)
         if key in seen:
             continue

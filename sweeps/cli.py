@@ -146,7 +146,7 @@ def summary_table(runs: list[Run], outcomes: dict[int, dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for o in outcomes.values():
         counts[o["status"]] = counts.get(o["status"], 0) + 1
-    lines = [tabulate([[k, counts.get(k, 0)] for k in (FINISHED, SKIPPED, FAILED, "submitted") if counts.get(k) or
+    lines = [tabulate([[k, counts.get(k, 0)] for k in (FINISHED, SKIPPED, FAILED, "interrupted", "submitted") if counts.get(k) or
                        k in (FINISHED, SKIPPED, FAILED)], headers=["status", "runs"])]
     show = [i for i in sorted(outcomes) if len(outcomes) <= 40 or outcomes[i]["status"] == FAILED]
     if show:
@@ -161,7 +161,8 @@ def summary_table(runs: list[Run], outcomes: dict[int, dict[str, Any]]) -> str:
 
 def write_summary(sweep_dir: str, meta: dict[str, Any], runs: list[Run], outcomes: dict[int, dict[str, Any]],
                   started: float, executor: str) -> str:
-    counts = {k: sum(o["status"] == k for o in outcomes.values()) for k in (FINISHED, SKIPPED, FAILED, "submitted")}
+    counts = {k: sum(o["status"] == k for o in outcomes.values())
+              for k in (FINISHED, SKIPPED, FAILED, "interrupted", "submitted")}
     data = {"name": meta.get("name"), "executor": executor, "started": time.strftime(
         "%Y-%m-%d %H:%M:%S", time.localtime(started)), "seconds": round(time.time() - started, 1), "counts": counts,
         "runs": [{**outcomes[i], "folders": runs[i].folders, "command": runs[i].command(meta.get("python_exe") or
@@ -177,17 +178,30 @@ def status_report(sweep_dir: str) -> int:
     from tabulate import tabulate
 
     plan, runs = read_plan(sweep_dir)
+    jobs = (read_json(osp.join(sweep_dir, "jobs.json")) or {}) if plan.get("executor") == "slurm" else {}
+    queue: dict[str, str] = {}
+    if jobs.get("arrays") and shutil.which("squeue"):
+        from .slurm import squeue_states
+
+        queue = squeue_states(set(jobs["arrays"])) or {}
     rows, counts = [], {}
     for i, run in enumerate(runs):
         states = [run_status(f) for f in run.folders]
         rec = read_json(task_path(sweep_dir, i)) or {}
         err = ""
+        job = (jobs.get("jobs") or {}).get(str(i), "")
         if all(s == "finished" for s in states):
             st = "finished"
+        elif job and queue.get(job) in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING"):
+            st, err = "queued", f"job {job}"
+        elif job and queue.get(job) in ("RUNNING", "COMPLETING", "SUSPENDED"):
+            st, err = "running", f"job {job}"
         elif "running" in states:
             st = "running"
             lock = next(lock_held(f) for f, s in zip(run.folders, states) if s == "running") or {}
             err = f"pid {lock.get('pid')} on {lock.get('host')}"
+        elif rec.get("killed") and "interrupted" in states:
+            st, err = "interrupted", rec.get("error", "")
         elif rec.get("status") == FAILED:
             st, err = "failed", rec.get("error", "")
         elif "interrupted" in states:
@@ -197,7 +211,8 @@ def status_report(sweep_dir: str) -> int:
         counts[st] = counts.get(st, 0) + 1
         rows.append([i, st, run.label or run.key, err[:160]])
     print(f"sweep {plan.get('name')} ({sweep_dir}): " +
-          ", ".join(f"{counts.get(k, 0)} {k}" for k in ("finished", "running", "failed", "interrupted", "missing")))
+          ", ".join(f"{counts.get(k, 0)} {k}" for k in ("finished", "running", "failed", "interrupted", "missing")
+                    + (("queued",) if counts.get("queued") else ())))
     print(tabulate(rows, headers=["#", "status", "run", "error / owner"]))
     return 0 if counts.get("finished", 0) == len(runs) else 1
 

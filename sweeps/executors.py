@@ -133,7 +133,8 @@ def run_task(i: int, run: Run, sweep_dir: str, python: str, env: dict[str, str],
     if rc == 0 and all_finished(run):
         out = _outcome(i, run, FINISHED, seconds)
     elif rc < 0:
-        out = _outcome(i, run, FAILED, seconds, f"killed by signal {-rc} ({signal.Signals(-rc).name})", rc=rc)
+        out = _outcome(i, run, FAILED, seconds, f"killed by signal {-rc} ({signal.Signals(-rc).name})", rc=rc,
+                       killed=True)
     elif rc == 0:
         out = _outcome(i, run, FAILED, seconds, "exited 0 but the run is not finished (no completion record)", rc=rc)
     else:
@@ -250,6 +251,10 @@ class LocalExecutor:
                 progress.done(out)
         except BaseException:
             self.terminate()
+            for i in running:  # stopped with the sweep: they continue from their folders on a re-run
+                out = _outcome(i, runs[i], "interrupted", error="stopped with the sweep", killed=True)
+                write_json(task_path(sweep_dir, i), out)
+                progress.done(out)
             raise
 
     def terminate(self) -> None:

@@ -97,7 +97,7 @@ def test_cli_debug_executor_real_runs_skip_and_status(tmp_path, capsys):
     out = capsys.readouterr().out
     sweep = tmp_path / "out" / "sweeps" / "tiny"
     summary = json.loads((sweep / "summary.json").read_text())
-    assert summary["counts"] == {"finished": 1, "skipped": 0, "failed": 0, "submitted": 0}
+    assert summary["counts"] == {"finished": 1, "skipped": 0, "failed": 0, "interrupted": 0, "submitted": 0}
     folders = [r["folders"][0] for r in summary["runs"]]
     assert all(is_finished(f) for f in folders) and folders[0].endswith("seed2")
     # a re-run skips both; --dry-run marks them

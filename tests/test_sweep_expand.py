@@ -188,3 +188,25 @@ def test_spec_errors(tmp_path):
         expand_spec(load_spec(write(tmp_path, "protocol: fewshot\ndata: /d\nmethods: [cocoop]\ndatasets: [dtd]\n")))
     with pytest.raises(SpecError, match="not found"):
         load_spec(str(tmp_path / "nope.yaml"))
+
+
+SHIPPED = {"fewshot": 11 * 5 * 3 * 3, "zeroshot": 22, "dg": 3 * 3 + 3 * 4 * 3, "crt": 11 * 5,
+           "base2new": 3 * 11 * 2 * 3, "dept_base2new": 4 * 11 * 2 * 3, "xd": 3 * (3 + 14 * 3), "embedded": 6}
+
+
+def test_shipped_specs_expand(monkeypatch):
+    monkeypatch.setenv("DATA", "/data")
+    spec_dir = os.path.join(REPO, "configs", "sweeps")
+    assert sorted(n[:-5] for n in os.listdir(spec_dir)) == sorted(SHIPPED)
+    for name, n in SHIPPED.items():
+        runs = expand_spec(load_spec(os.path.join(spec_dir, f"{name}.yaml")))
+        assert len(runs) == n, name
+        assert all(os.path.isfile(r.args[r.args.index("--dataset-config-file") + 1]) for r in runs), name
+
+
+def test_shipped_specs_pass_the_train_checks(monkeypatch):
+    from sweeps.check import check_runs
+
+    monkeypatch.setenv("DATA", "/data")
+    for name in ("embedded", "dg"):
+        check_runs(expand_spec(load_spec(os.path.join(REPO, "configs", "sweeps", f"{name}.yaml"))))
