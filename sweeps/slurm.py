@@ -9,6 +9,7 @@ accounting database needed), or returns at once with ``--no-wait`` (then ``--sta
 """
 from __future__ import annotations
 
+import math
 import os
 import os.path as osp
 import shutil
@@ -90,9 +91,6 @@ class SlurmExecutor:
         self.job_ids: dict[int, str] = {}
 
     def _executor(self, sweep_dir: str, name: str):
-        if shutil.which("sbatch") is None:
-            raise SweepError("sbatch not found: the slurm executor needs a Slurm cluster (on a workstation: "
-                             "bash tools/slurm/local_cluster.sh; or use --executor local)")
         import submitit
 
         p = self.params
@@ -104,7 +102,7 @@ class SlurmExecutor:
         if p.get("gpus_per_task"):
             kw["gpus_per_node"] = int(p["gpus_per_task"])
         if p.get("mem_gb"):
-            kw["mem_gb"] = float(p["mem_gb"])
+            kw["mem_gb"] = int(math.ceil(float(p["mem_gb"])))  # sbatch takes whole GB here
         if p.get("partition"):
             kw["slurm_partition"] = str(p["partition"])
         for key in ("account", "qos", "constraint"):
@@ -115,6 +113,9 @@ class SlurmExecutor:
         return ex
 
     def run(self, runs: list[Run], sweep_dir: str, progress: Progress, todo: list[int], name: str = "sweep") -> None:
+        if shutil.which("sbatch") is None:
+            raise SweepError("sbatch not found: the slurm executor needs a Slurm cluster (on a workstation: "
+                             "bash tools/slurm/local_cluster.sh; or use --executor local)")
         ex = self._executor(sweep_dir, name)
         # stages: a run goes after the stage of every run of the sweep it needs
         producers = _producers(runs)

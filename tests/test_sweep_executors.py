@@ -128,3 +128,28 @@ def test_status_running_failed_missing(tmp_path, capsys):
     assert "1 finished, 1 running, 1 failed, 0 interrupted, 1 missing" in text and "error: boom" in text
     with pytest.raises(cli.SweepError, match="not a sweep folder"):
         cli.status_report(str(tmp_path))
+
+
+def test_slurm_parameters_and_checkpoint_hook(tmp_path):
+    """Spec / CLI resources become the sbatch lines; the checkpoint hook stops the run and requeues the same task."""
+    import subprocess
+    import sys
+
+    import submitit
+
+    from sweeps.slurm import SlurmExecutor, SlurmTask
+
+    ns = cli.build_parser().parse_args(["--partition", "gpu", "--gpus-per-task", "1", "--mem-gb", "31.5", "x.yaml"])
+    params = cli._slurm_params(ns, {"partition": "cpu", "time": 90, "cpus_per_task": 6, "array_parallelism": 8})
+    ex = SlurmExecutor(params)._executor(str(tmp_path), "fewshot")
+    text = ex._executor._make_submission_file_text("python -u x", "uid")
+    for line in ("--partition=gpu", "--time=90", "--cpus-per-task=6", "--gpus-per-node=1", "--mem=32GB",
+                 f"--output={tmp_path}/slurm/%j/%j_0_log.out", "--signal=USR2@90"):
+        assert f"#SBATCH {line}\n" in text, line
+    assert ex._executor.parameters["array_parallelism"] == 8  # --array=0-N%8
+    task = SlurmTask(str(tmp_path), sys.executable, 1)
+    task._proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    again = task.checkpoint(3, {"program": "train.py"})
+    assert task._proc.poll() is not None  # the run was stopped (it continues from its folder)
+    assert isinstance(again, submitit.helpers.DelayedSubmission) and again.args == (3, {"program": "train.py"})
+    assert isinstance(again.function, SlurmTask) and again.function.sweep_dir == str(tmp_path)

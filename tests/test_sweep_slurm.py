@@ -141,3 +141,20 @@ def test_slurm_sweep_matches_local_with_a_requeued_task(cluster, tmp_path):
     # the requeued task ran twice: the second attempt continued the folder (epoch 1 not trained again)
     text = log0.read_text(errors="replace")
     assert text.count("epoch [1/4]") == 2 and text.count("epoch [2/4]") >= 3 and text.count("epoch [4/4]") == 2, text
+
+
+def test_local_cluster_start_is_idempotent(cluster):
+    """Starting the running cluster again changes nothing: same config file, same daemons."""
+    script = os.path.join(REPO, "tools", "slurm", "local_cluster.sh")
+    conf = "/etc/slurm/slurm.conf"
+    if os.geteuid() != 0 or not os.path.isfile(conf) or "local_cluster.sh" not in open(conf).read():
+        pytest.skip("the cluster was not started by tools/slurm/local_cluster.sh here")
+    before = (os.stat(conf).st_mtime_ns, subprocess.run(["bash", script, "status"], capture_output=True,
+                                                         text=True).stdout)
+    r = subprocess.run(["bash", script, "start"], capture_output=True, text=True)
+    assert r.returncode == 0 and "idle" in r.stdout, r.stdout + r.stderr
+    after = (os.stat(conf).st_mtime_ns, subprocess.run(["bash", script, "status"], capture_output=True,
+                                                        text=True).stdout)
+    assert before[0] == after[0]
+    pids = [ln for ln in before[1].splitlines() if "pid" in ln]
+    assert len(pids) == 3 and pids == [ln for ln in after[1].splitlines() if "pid" in ln]

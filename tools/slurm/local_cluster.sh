@@ -128,8 +128,9 @@ case "$CMD" in
     for name in slurmd slurmctld munged; do
       pid="$DIR/$name.pid"
       if alive "$pid"; then
-        kill "$(cat "$pid")" && echo "stopped $name (pid $(cat "$pid"))"
-        for _ in $(seq 20); do alive "$pid" || break; sleep 0.5; done
+        p="$(cat "$pid")"
+        kill "$p" && echo "stopped $name (pid $p)"
+        for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
       fi
       [ "$name" = munged ] && rm -f "$pid"
     done
