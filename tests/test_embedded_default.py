@@ -155,7 +155,7 @@ def test_interrupted_and_changed_runs_are_redone(job, tmp_path):
     coop.expect = dict(coop.expect, **{"OPTIM.MAX_EPOCH": "7"})  # other settings asked now
     assert ed.run_state(coop) == "changed"
     os.remove(osp.join(copy, "results.json"))
-    assert ed.run_state(coop) == "interrupted"
+    assert ed.run_state(coop) == "changed"  # interrupted with other settings: started over with --force
 
 
 def test_plot_fewshot_cli(tmp_path):
