@@ -41,15 +41,15 @@ def env(tmp_path_factory):
     return tiny_eurosat_env(tmp_path_factory.mktemp("refckpt"), test_batch_size=5)
 
 
-def argv(env, trainer, out, *extra, opts=()):
+def argv(env, trainer, out, *extra, opts=(), dataset="eurosat"):
     return ["--root", env["data"], "--seed", "1", "--trainer", trainer, "--dataset-config-file",
-            os.path.join(DS, "eurosat.yaml"), "--config-file", env["cfg"], "--output-dir", str(out), *extra, *opts]
+            os.path.join(DS, f"{dataset}.yaml"), "--config-file", env["cfg"], "--output-dir", str(out), *extra, *opts]
 
 
-def build(env, trainer, out, opts):
+def build(env, trainer, out, opts, dataset="eurosat"):
     from dassl.engine import build_trainer
 
-    return build_trainer(train.setup_cfg(train.parse_args(argv(env, trainer, out, opts=opts))))
+    return build_trainer(train.setup_cfg(train.parse_args(argv(env, trainer, out, opts=opts, dataset=dataset))))
 
 
 IMAGES = torch.Generator().manual_seed(3)
@@ -64,7 +64,11 @@ def logits(t) -> torch.Tensor:
 
 def perturbed(env, trainer, out, opts):
     """A built trainer whose trainable tensors are moved away from their initial values (seeded)."""
-    t = build(env, trainer, out, opts)
+    return perturbed_on(env, trainer, out, opts, "eurosat")
+
+
+def perturbed_on(env, trainer, out, opts, dataset):
+    t = build(env, trainer, out, opts, dataset=dataset)
     gen = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in t.model.parameters():
@@ -160,3 +164,28 @@ def test_cli_eval_only_on_a_reference_run(env, tmp_path):
             accs.append(json.load(f))
     assert accs[0]["accuracy"] == accs[1]["accuracy"]
     assert accs[0].get("macro_f1") == accs[1].get("macro_f1")
+
+
+def test_dept_imagenet_reference_on_imagenet_a_masks_rows(env, tmp_path):
+    """An ImageNet-trained reference DePT head (all of ImageNet's classes, rows in classnames.txt order) on an
+    ImageNet-A-like target: the CAT head runs on the target's rows, as our own checkpoint does."""
+    from tests.helpers.fake_datasets import IMAGENET_CLASSES, _wnid_variant, make_imagenet, write_image
+
+    make_imagenet(env["data"])
+    for wnid in IMAGENET_CLASSES:  # every classnames.txt class gets train/val folders, as in the real ImageNet
+        for i in range(2):
+            write_image(os.path.join(env["data"], "imagenet", "images", "train", wnid, f"{wnid}_x{i}.JPEG"))
+            write_image(os.path.join(env["data"], "imagenet", "images", "val", wnid, f"v_{wnid}_x{i}.JPEG"))
+    _wnid_variant(env["data"], "ImageNetA", "imagenet-adversarial", "imagenet-a", ["n01491361", "n01440764"])
+    opts = ["TRAINER.COOP.N_CTX", "4", "TRAINER.COOP.PREC", "fp32"]
+    t0 = perturbed_on(env, "ExtrasLinearProbeCoOp", tmp_path / "t0", opts, "imagenet")
+    assert t0.model.head.linear_probe_proj.weight.shape[0] == len(IMAGENET_CLASSES)
+    t0.save_model(1, str(tmp_path / "ours"))
+    reference_run(t0, "dept-coop", tmp_path / "ref")
+    got = []
+    for src in ("ours", "ref"):
+        t = build(env, "ExtrasLinearProbeCoOp", tmp_path / f"a_{src}", opts, dataset="imagenet_a")
+        t.load_model(str(tmp_path / src), epoch=2)
+        assert t.model.head.use_base_branch and t.model.head.row_index.tolist() == [0, 3]
+        got.append(logits(t))
+    assert torch.equal(got[0], got[1])
