@@ -2,6 +2,7 @@
 (arXiv:2303.13283)."""
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
@@ -11,6 +12,8 @@ from dassl.engine import TRAINER_REGISTRY
 
 from .modules import PromptLearner
 from .prompt_trainer import PromptTrainer
+
+logger = logging.getLogger(__name__)
 
 #: the reference's hard-coded width of its dead modules (whatever the model width)
 REFERENCE_DEAD_WIDTH = 512
@@ -29,9 +32,15 @@ def consume_reference_dead_draws(clip_model: nn.Module) -> None:
     from clip.model import CLIP, _infer_sizes
 
     torch.empty(1, REFERENCE_DEAD_WIDTH, dtype=clip_model.dtype).normal_(std=0.02)  # bias_vectors
-    if isinstance(clip_model, CLIP):
-        del_me = CLIP(**_infer_sizes(clip_model.state_dict()))  # the second CLIP's random initialisation
-        del del_me
+    try:  # the second CLIP's random initialisation (draws depend on the parameter shapes only)
+        sizes = _infer_sizes(clip_model.state_dict()) if isinstance(clip_model, CLIP) else None
+    except (KeyError, IndexError, ValueError, AttributeError):
+        sizes = None
+    if sizes is None:
+        logger.warning("KgCoOp: cannot re-enact the reference's second-CLIP initialisation for this backbone; "
+                       "seeded runs will not follow the reference's random stream")
+    else:
+        CLIP(**sizes)
     w = REFERENCE_DEAD_WIDTH
     nn.Linear(w, w)  # meta_net.linear1
     nn.Linear(w, w // 4, bias=False)  # adapter.fc.0
