@@ -69,3 +69,32 @@ def test_fp16_training_step_on_cpu(weights, name, learner_cls, kwargs, head_cls)
     loss.backward()
     optim.step()  # plain SGD on fp16 prompts, no master copy, no loss scaling (the references' fp16 mode)
     assert model.learner.ctx.dtype == torch.float16 and not torch.equal(model.learner.ctx.detach(), before)
+
+
+@pytest.mark.parametrize("trainer,opts,folder", [
+    ("CoOp", ["TRAINER.COOP.N_CTX", "4", "TRAINER.COOP.PREC", "fp16"], "prompt_learner"),
+    ("ExtrasLinearProbeMaPLe", ["TRAINER.MAPLE.PROMPT_DEPTH", "2", "TRAINER.MAPLE.PREC", "fp16",
+                                "DATASET.SUBSAMPLE_CLASSES", "base"], "MultiModalPromptLearner"),
+], ids=["coop", "dept_maple"])
+def test_fp16_end_to_end_on_cpu(tmp_path, trainer, opts, folder):
+    """train.py with PREC fp16 on CPU: trains in half precision (fp16 checkpointed prompts), and eval-only
+    reproduces the final accuracy."""
+    import json
+    import os
+
+    import train
+    from tests.helpers.trainer_fixtures import tiny_eurosat_env
+
+    env = tiny_eurosat_env(tmp_path, test_batch_size=5)
+    ds = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "datasets", "eurosat.yaml")
+
+    def run(out, *extra):
+        return train.cli(["--root", env["data"], "--seed", "1", "--trainer", trainer, "--dataset-config-file", ds,
+                          "--config-file", env["cfg"], "--output-dir", str(out), *extra, *opts])
+
+    assert run(tmp_path / "run") == 0
+    state = torch.load(tmp_path / "run" / folder / "model.pth.tar-2", weights_only=True)["state_dict"]
+    assert state["ctx"].dtype == torch.float16
+    assert run(tmp_path / "eval", "--eval-only", "--model-dir", str(tmp_path / "run"), "--load-epoch", "2") == 0
+    accs = [json.load(open(tmp_path / d / "results.json"))["accuracy"] for d in ("run", "eval")]
+    assert accs[0] == accs[1]
