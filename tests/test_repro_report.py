@@ -190,3 +190,21 @@ def test_parse_test_res_says_which_seeds_and_suggests_test_log(tmp_path, capsys)
     assert parse_test_res.main([str(rec)]) == 0
     assert "accuracy: 66.00%" in capsys.readouterr().out
     assert parse_test_res.main([str(tmp_path / "missing")]) == 2
+
+
+def test_nseeds_is_a_one_word_change(tmp_path):
+    """NSEEDS=5 runs seeds 1..5 in every script (scripts/coop/lib.sh); a bad value is one error line, exit 2."""
+    import subprocess
+
+    from tests.helpers.script_stub import python_stub_env
+
+    env, calls = python_stub_env(tmp_path)
+    env.pop("SEEDS")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = lambda e: subprocess.run(["bash", os.path.join(root, "scripts", "cocoop", "base2new_train.sh"), "dtd"],  # noqa: E731
+                                   env=e, capture_output=True, text=True)
+    r = run(dict(env, NSEEDS="5"))
+    assert r.returncode == 0, r.stderr
+    assert [ln.split("--seed ")[1].split()[0] for ln in calls.read_text().splitlines()] == ["1", "2", "3", "4", "5"]
+    r = run(dict(env, NSEEDS="five"))
+    assert r.returncode == 2 and r.stderr.startswith("error: NSEEDS must be a positive integer")
