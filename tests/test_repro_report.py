@@ -208,3 +208,23 @@ def test_nseeds_is_a_one_word_change(tmp_path):
     assert [ln.split("--seed ")[1].split()[0] for ln in calls.read_text().splitlines()] == ["1", "2", "3", "4", "5"]
     r = run(dict(env, NSEEDS="five"))
     assert r.returncode == 2 and r.stderr.startswith("error: NSEEDS must be a positive integer")
+
+
+@pytest.mark.parametrize("rel, expected", [
+    ("eurosat/CoOp/rn50_16shots/nctx16_cscFalse_ctpend", ("fewshot", "CoOp", "eurosat", 16, "rn50", None)),
+    ("dtd/CoOpNemesis/Beta-0.0/rn50_ep100_4shots/alpha1.0_cw0.1_pn1_nctx16_cscFalse_ctpend_nttwo",
+     ("fewshot", "CoOpNemesis", "dtd", 4, "rn50_ep100", "PAN A=1.0")),
+    ("base2new/test_new/dtd/shots_16_8.0/KgCoOp/vit_b16_ep100_ctxv1", ("base2new", "KgCoOp", "dtd", 16, "vit_b16_ep100_ctxv1", None)),
+    ("train_base/ExtrasLinearProbeCoOp/dtd/shots16/vit_b16_ep10_bs4_lr35",  # DePT's runner
+     ("base2new", "ExtrasLinearProbeCoOp", "dtd", 16, "vit_b16_ep10_bs4_lr35", None)),
+    ("ExtrasLinearProbeCoOp/caltech101/shots16/vit_b16_ep10_bs4_lr35",
+     ("xd", "ExtrasLinearProbeCoOp", "caltech101", 16, "vit_b16_ep10_bs4_lr35", None)),
+    ("evaluation/CoOp/rn50_16shots/nctx16_cscFalse_ctpend/imagenet_r", ("dg", "CoOp", "imagenet_r", 16, "rn50", None)),
+    ("imagenet_a/CoOpNemesis/Beta-1.0/rn50_16shots/alpha10.0_nctx16_cscFalse_ctpend_nttwo",  # output_dg
+     ("dg", "CoOpNemesis", "imagenet_a", 16, "rn50", "PUN A=10.0")),
+    ("CoOpCRT/dtd/CoOp/rn50_ep50_1shots/replace/pos-3_std-0.5", ("crt", "CoOpCRT:CoOp", "dtd", 1, "rn50_ep50", None)),
+    ("ZeroshotCLIP2/vit_b16/imagenet", ("zeroshot", "ZeroshotCLIP2", "imagenet", None, "vit_b16", None)),
+])
+def test_layouts_of_every_protocol(rel, expected):
+    e = report.classify(rel, report.known_datasets())
+    assert (e.protocol, e.method, e.dataset, e.shots, e.cfg, e.variant) == expected

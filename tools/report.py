@@ -276,6 +276,12 @@ def classify(rel: str, datasets: set[str]) -> Experiment | None:
     j = idx[0]
     ds = parts[j]
     after, before = parts[j + 1:], parts[:j]
+    if before and after and B2N_SHOTS_RE.match(after[0]):  # DePT runner xd: <T>/<ds>/shots<K>/<cfg>/seed<S>
+        method, rest = before[-1], after
+        m = B2N_SHOTS_RE.match(after[0])
+        cfg = "/".join(after[1:])
+        protocol = "dg" if ds in DG_DATASETS else "fewshot" if ds == "imagenet" else "xd"
+        return Experiment(protocol, method, ds, "/".join(rest), int(m.group("k")), cfg)
     if after:
         method, rest = after[0], after[1:]
         m = next((SHOTS_RE.match(p) for p in rest if SHOTS_RE.match(p)), None)
@@ -420,8 +426,11 @@ def build_report(root: str, expected_seeds: list[int] | None = None, paper: dict
             row.update(type=exp.crt["type"], position=exp.crt["position"], factor=exp.crt["factor"])
             crt_rows.append(row)
             continue
-        _compare(row, match_paper(paper, exp.protocol, exp.method, exp.variant, exp.dataset, exp.shots, exp.cfg),
-                 paper, [("mean", "accuracy", "std")])
+        entry = match_paper(paper, exp.protocol, exp.method, exp.variant, exp.dataset, exp.shots, exp.cfg)
+        if entry is None and exp.protocol == "fewshot" and exp.dataset == "imagenet":  # the xd / DG source run
+            entry = (match_paper(paper, "xd", exp.method, exp.variant, "imagenet", exp.shots, exp.cfg)
+                     or match_paper(paper, "dg", exp.method, exp.variant, "imagenet", exp.shots, exp.cfg))
+        _compare(row, entry, paper, [("mean", "accuracy", "std")])
         single.append(row)
 
     b2n = []
