@@ -496,9 +496,10 @@ def check_imagenet(cls, root: str, res: Result, decode: int, spec: dict) -> None
     for c in train_cls[:: max(1, len(train_cls) // 10)] + val_cls[:: max(1, len(val_cls) // 10)]:
         sample += _images_in(osp.join(train_dir if c in train_cls else val_dir, c), 3)
     _decode(sample, decode, res)
-    items = {"train": [(f"{c}/{n}", i) for i, c in enumerate(train_cls)
-                       for n in sorted(os.listdir(osp.join(train_dir, c)))], "val": None}
-    check_fewshot(cls, dataset_dir, train_dir, items, res)
+    if osp.isdir(osp.join(dataset_dir, "split_fewshot")):  # list the 1.28M training images only when needed
+        items = {"train": [(f"{c}/{n}", i) for i, c in enumerate(train_cls)
+                           for n in sorted(os.listdir(osp.join(train_dir, c)))], "val": None}
+        check_fewshot(cls, dataset_dir, train_dir, items, res)
 
 
 def check_variant(cls, root: str, res: Result, decode: int, spec: dict) -> None:

@@ -8,8 +8,12 @@
 
 Rules (engine.md §6.1): in each sub-folder's ``log.txt`` a value counts only after the end signal
 (``Finish training``; ``=> result`` with ``--test-log``); the regex ``\\* <keyword>: <number>%`` accepts one or
-two decimals, the last match wins. Entries without a log are skipped with a warning. ``--csv FILE`` /
-``--markdown`` write a table; ``--crt`` builds the corruption table (accuracy per setting, mean over seeds).
+two decimals, the last match wins. A finished run's completion record (``run.json``, see
+``dassl/utils/run_record.py``) is read first when it holds the keyword. Instead of CoOp's assertion, sub-folders
+without a finished result are listed on stderr with the reason (unfinished / interrupted run, an evaluation log read
+without ``--test-log``, no result block); stray files are ignored; when no folder has a result the exit status is 2.
+``--csv FILE`` / ``--markdown`` write a table; ``--crt`` builds the corruption table (accuracy per setting, mean over
+seeds).
 
 ``--base2new`` reads ``<dir>/train_base/<dataset>/<shots>/<trainer>/<cfg>/seed<S>`` (base accuracy: the final
 test of the training log) and the matching ``test_new/...`` folder (new accuracy: the evaluation log), for the

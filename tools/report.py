@@ -398,6 +398,8 @@ def build_report(root: str, expected_seeds: list[int] | None = None, paper: dict
     unknown = []
     for folder, seeds in sorted(find_runs(root, skip).items()):
         exp = classify(osp.relpath(folder, root), datasets)
+        if exp is None:  # ROOT may be deep inside a tree (e.g. one experiment folder): use the whole path
+            exp = classify(folder, datasets)
         if exp is None:
             unknown.append(osp.relpath(folder, root))
             continue
@@ -618,8 +620,9 @@ def write_outputs(rep: dict, out_dir: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Results report of an output tree (seed statistics, base/new/H, "
-                                "averages, the papers' numbers, figures)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:4]))
     p.add_argument("root", help="output root (e.g. output, output/base2new, output_crt)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="seeds every setting should have (default: every seed seen in the protocol)")
@@ -639,8 +642,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or osp.join(args.root, "report")
     rep = build_report(args.root, args.seeds, paper, skip=[out])
     if not (rep["single"] or rep["base2new"] or rep["crt"]):
-        print(f"error: no run folders found under {args.root} (expected seed<S> folders with log.txt / run.json)",
-              file=sys.stderr)
+        if rep["unrecognised"]:
+            print(f"error: run folders under {args.root} do not follow any protocol layout of scripts/ (e.g. "
+                  f"{rep['unrecognised'][0]}); see the layouts in tools/report.py --help", file=sys.stderr)
+        else:
+            print(f"error: no run folders found under {args.root} (expected seed<S> folders with log.txt / "
+                  "run.json)", file=sys.stderr)
         return 2
     print(markdown(rep))
     paths = write_outputs(rep, out)
