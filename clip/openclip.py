@@ -422,9 +422,12 @@ def resolve(name: str, pretrained=None) -> OpenClipSpec | str:
             f"{', '.join(tags) or 'none'} (or give a weights file path)"
         )
     url = tag_cfg.get("url") or ""
-    if _clean_tag(tag) == "openai":
-        openai = next((n for n, u in _MODELS.items() if url and u == url), None)
-        if openai is not None:
+    openai = next((n for n, u in _MODELS.items() if url and u == url), None) if _clean_tag(tag) == "openai" else None
+    if openai is not None:
+        # OpenAI's own file (SHA-256 checked by clip.clip) when it is there, else open_clip's copy on the hub
+        from clip.clip import _url_parts
+
+        if os.path.isfile(os.path.join(_clip_cache_dir(), _url_parts(_MODELS[openai])[0])):
             return openai
     quick = bool(tag_cfg.get("quick_gelu", False))
     notes = []
@@ -448,6 +451,8 @@ def resolve(name: str, pretrained=None) -> OpenClipSpec | str:
             return OpenClipSpec(cleaned, model_cfg, _preprocess(model_cfg, tag_cfg), found, quick, tag, notes)
         candidates.append(f"{' or '.join(files)} in {_search_text(repo_id)}")
         hint = _fetch_hint(repo_id, files)
+    if url and openai is not None:
+        return openai  # not on disk: clip.clip's error names OpenAI's file, folder and URL
     if url:
         file_name = os.path.basename(url)
         path = os.path.join(_clip_cache_dir(), file_name)

@@ -249,6 +249,14 @@ def test_names_tags_and_unsupported_models(empty_caches):
     # OpenAI weights through open_clip's "openai" tag are OpenAI's file and loader
     assert openclip.resolve("ViT-B-16", "openai") == "ViT-B/16"
     assert openclip.resolve("ViT-L-14-336-quickgelu", "openai") == "ViT-L/14@336px"
+    # ... or open_clip's copy of them in the Hugging Face cache when OpenAI's file is not there (QuickGELU)
+    snap = hf_snapshot(empty_caches / "hf", "timm/vit_base_patch16_clip_224.openai")
+    open(os.path.join(snap, "open_clip_model.safetensors"), "wb").close()
+    spec = openclip.resolve("ViT-B-16", "openai")
+    assert spec.quick_gelu and spec.weights == os.path.join(snap, "open_clip_model.safetensors")
+    (empty_caches / "clipcache").mkdir()
+    (empty_caches / "clipcache" / "ViT-B-16.pt").write_bytes(b"")
+    assert openclip.resolve("ViT-B-16", "openai") == "ViT-B/16"
     with pytest.raises(UnknownModelError, match="set MODEL.BACKBONE.PRETRAINED to one of its pretrained tags.*laion2b"):
         openclip.resolve("ViT-B-16", "")
     with pytest.raises(UnknownModelError, match="unknown pretrained tag 'laion9b'.*laion2b_s34b_b88k"):
