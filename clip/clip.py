@@ -8,7 +8,9 @@ Nothing is ever downloaded. A model name resolves, in this order, to:
    verification is remembered in ``<file>.sha256.json`` keyed by size and mtime);
 3. an existing file path.
 
-Both OpenAI TorchScript archives and plain state dicts (optionally under a ``state_dict`` key) are accepted.
+Both OpenAI TorchScript archives and plain state dicts (optionally under a ``state_dict`` key) are accepted. Archives
+are read as data (:mod:`clip.archive`: restricted unpickler, tensors straight from the zip); their TorchScript is
+never compiled or run, and ``torch.jit.load`` is not used. Plain files load with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ import json
 import logging
 import os
 import warnings
-import zipfile
 from collections.abc import Callable
 
 import torch
 
+from clip.archive import is_torchscript_archive, read_torchscript_state_dict
 from clip.errors import CorruptWeightsError, MissingWeightsError, UnknownModelError
 from clip.model import CLIP, build_model, convert_weights
 from clip.simple_tokenizer import SimpleTokenizer
@@ -199,27 +201,10 @@ def resolve_model_path(name_or_path: str | os.PathLike, download_root: str | os.
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _is_torchscript_archive(path: str) -> bool:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for entry in zf.namelist():
-                parts = entry.split("/")
-                if len(parts) >= 2 and (parts[1] == "code" or parts[-1] == "constants.pkl"):
-                    return True
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return False
-
-
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    if _is_torchscript_archive(path):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                archive = torch.jit.load(path, map_location="cpu")
-            state_dict = dict(archive.state_dict())
-        except Exception as exc:  # noqa: BLE001 - any failure here means an unreadable archive
-            raise CorruptWeightsError(f"cannot read the TorchScript archive {path}: {exc}") from exc
+    if is_torchscript_archive(path):
+        # read as data (restricted unpickler, no TorchScript is compiled or run): see clip/archive.py
+        state_dict = read_torchscript_state_dict(path)
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -242,6 +227,18 @@ def load_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Plain OpenAI-layout state dict of a model name or weights file (TorchScript archive or saved state dict)."""
     return _read_state_dict(resolve_model_path(name_or_path, download_root))
+
+
+def _build_from(name_or_path: str | os.PathLike, download_root: str | os.PathLike | None = None) -> CLIP:
+    """``build_model(load_state_dict(...))``; an error about the weights names their file."""
+    path = resolve_model_path(name_or_path, download_root)
+    state_dict = _read_state_dict(path)
+    try:
+        return build_model(state_dict)
+    except CorruptWeightsError as exc:
+        if path in str(exc):
+            raise
+        raise CorruptWeightsError(f"{path}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -276,11 +273,12 @@ def load(
 ) -> tuple[CLIP, Callable]:
     """OpenAI-compatible ``load``: ``(model, preprocess)``; fp16 weights, made fp32 on a CPU device; eval mode.
 
-    ``jit=True`` is not supported (the non-JIT model is returned with a warning).
+    ``jit=True`` is not supported (the non-JIT model is returned with a warning): running an archive's TorchScript
+    would mean trusting the file, so it is never done; the weights are read as data.
     """
     if jit:
         warnings.warn("clip.load(jit=True) is not supported; returning the non-JIT model", stacklevel=2)
-    model = build_model(load_state_dict(name, download_root)).to(device)
+    model = _build_from(name, download_root).to(device)
     if torch.device(device).type == "cpu":
         model.float()
     return model, _transform(model.visual.input_resolution)
@@ -302,7 +300,7 @@ def load_clip(backbone: str | os.PathLike, precision: str = "fp16", device: str 
     global _warned_cpu_fp16
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
-    model = build_model(load_state_dict(backbone))
+    model = _build_from(backbone)
     device = torch.device(device)
     if precision in ("fp32", "amp"):
         model.float()
