@@ -112,6 +112,7 @@ def add_trainer_cfg(cfg) -> None:
     cfg.REGULARISER.KGCOOP = CN()
     cfg.REGULARISER.KGCOOP.W = None  # None = TRAINER.COOP.W
     cfg.REGULARISER.KGCOOP.TEMPLATE = ""  # "" = per-dataset KgCoOp template (zero-shot table + KgCoOp overrides)
+    cfg.REGULARISER.KGCOOP.FP16_ANCHORS = False  # True: the reference's fp16-rounded anchors (exact comparison)
 
     if not hasattr(cfg, "CORRUPT"):  # normally added by train.py
         cfg.CORRUPT = CN()
@@ -211,7 +212,10 @@ def kgcoop_options(cfg) -> dict[str, Any]:
     template = node.TEMPLATE if node is not None and node.TEMPLATE else kgcoop_template(cfg.DATASET.NAME)
     if "{}" not in template:
         raise ConfigError(f'REGULARISER.KGCOOP.TEMPLATE must contain "{{}}", got {template!r}')
-    return dict(w=float(w), template=template)
+    fp16_anchors = node.get("FP16_ANCHORS", False) if node is not None else False
+    if not isinstance(fp16_anchors, bool):
+        raise ConfigError(f"REGULARISER.KGCOOP.FP16_ANCHORS must be True or False, got {fp16_anchors!r}")
+    return dict(w=float(w), template=template, fp16_anchors=fp16_anchors)
 
 
 def label_space(cfg) -> str:

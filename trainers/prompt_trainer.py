@@ -339,8 +339,8 @@ class PromptTrainer(TrainerX):
     def load_model(self, directory: str | None, epoch: int | None = None) -> None:
         """Load the trainable state of every registered model from ``directory/<name>/``.
 
-        Accepts our checkpoints and the reference ones (``token_prefix``/``token_suffix`` are dropped,
-        pickled schedulers are read safely by ``dassl.utils.load_checkpoint``). ``epoch``: N, a negative
+        Accepts our checkpoints and every reference layout (``trainers.reference_checkpoints``: explicit key
+        mappings; pickled schedulers are read safely by ``dassl.utils.load_checkpoint``). ``epoch``: N, a negative
         value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer). The remaining
         keys load strictly; a shape mismatch raises :class:`ConfigError` explaining the likely cause.
         """
@@ -349,13 +349,11 @@ class PromptTrainer(TrainerX):
             return
         if not osp.isdir(directory):
             raise CheckpointNotFoundError(f'model directory not found: "{directory}"')
-        for name in self.get_model_names():
-            fdir = osp.join(directory, name)
-            path = osp.join(fdir, self._resolve_model_file(fdir, None if epoch is None else int(epoch)))
-            ckpt = load_checkpoint(path)
-            state = dict(ckpt["state_dict"])
-            for key in DROPPED_CHECKPOINT_KEYS:
-                state.pop(key, None)
+        from .reference_checkpoints import log_ignored, read_checkpoints  # [ref] reference layouts (issue 13)
+
+        for name, loaded in read_checkpoints(self, directory, None if epoch is None else int(epoch)).items():
+            path, state, ckpt = loaded.path, loaded.state, {"epoch": loaded.epoch}
+            log_ignored(name, loaded)  # [ref] end
             module = self._models[name]
             adapt = getattr(module, "adapt_to_state_dict", None)
             if callable(adapt):  # e.g. the DePT head resizes its classifier to the training classes

@@ -50,3 +50,11 @@ class Interrupted(BaseException):
         self.signum = signum
         self.message = message
         super().__init__(message or f"interrupted by signal {signum}")
+
+
+class UnsafeFileError(UsageError, RuntimeError):
+    """A file given as data (checkpoint, cache, config) holds code: refused before anything in it is read."""
+
+
+class CorruptCheckpointError(UsageError, RuntimeError):
+    """A checkpoint file is empty, truncated or not a PyTorch checkpoint (names the file and what to do)."""
