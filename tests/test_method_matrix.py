@@ -281,7 +281,7 @@ def test_scripts_protocols(tmp_path):
     seed1 = tmp_path / "out/base2new/train_base/dtd/shots_16/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1/seed1"
     (seed1 / "log.txt").write_text("epoch [1/10]\n")
     r = sh("cocoop/base2new_train.sh", "dtd", "1")
-    assert "redo (interrupted)" in r.stdout and len(lines()) == 4
+    assert "continue (interrupted)" in r.stdout and len(lines()) == 4
     assert sh("maple/xd_test.sh", "caltech101", "1").returncode == 0
     last = lines()[-1]
     assert "MaPLe/vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml" in last and "--load-epoch 2 " in last

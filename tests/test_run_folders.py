@@ -214,10 +214,11 @@ def test_second_process_is_refused_while_first_runs(files, tmp_path):
                               "40")], cwd=ROOT, env=sub_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              text=True)
     try:
-        for _ in range(600):
+        for _ in range(3000):  # the first process imports torch and the trainers first (slow on a busy machine)
             if (out / ".lock").exists() or first.poll() is not None:
                 break
             time.sleep(0.1)
+        assert first.poll() is None, first.stderr.read()
         second = run_sub(argv(files, out, "OPTIM.MAX_EPOCH", "40"))
         assert second.returncode == 2, second.stderr
         assert f"in use by pid {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1

@@ -20,8 +20,8 @@ require_data() {
 # <run>/.replaced/<timestamp>/; nothing is deleted).
 FORCE_ARGS=()
 if [ "${FORCE:-0}" = "1" ]; then FORCE_ARGS=(--force); fi
-# STATUS_PYTHON: the interpreter that reads run records (default: $PYTHON)
-STATUS_PYTHON="${STATUS_PYTHON:-$PYTHON}"
+# STATUS_PYTHON: the interpreter that reads run records (stdlib only; default: python3, else $PYTHON)
+STATUS_PYTHON="${STATUS_PYTHON:-$(command -v python3 || echo "$PYTHON")}"
 
 # run_status DIR [train|eval]: finished | running <owner> | interrupted | missing (dassl/utils/run_record.py,
 # the one reader of completion records; reference-fork folders count as finished by their log tail)
