@@ -211,7 +211,7 @@ def test_lock_refuses_live_owner_and_takes_over_stale(files, finished, tmp_path,
 def test_second_process_is_refused_while_first_runs(files, tmp_path):
     out = tmp_path / "busy"
     first = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *argv(files, out, "OPTIM.MAX_EPOCH",
-                              "40")], cwd=ROOT, env=sub_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              "40")], cwd=ROOT, env=sub_env(FAULT_AT="0:0:HOLD"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              text=True)
     try:
         for _ in range(3000):  # the first process imports torch and the trainers first (slow on a busy machine)
