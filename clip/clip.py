@@ -286,7 +286,8 @@ def load(
     return model, _transform(model.visual.input_resolution)
 
 
-_PRECISIONS = ("fp16", "fp32", "amp")
+PRECISIONS = ("fp16", "fp32", "amp")  # load_clip precisions (TRAINER.PREC)
+_PRECISIONS = PRECISIONS
 _warned_cpu_fp16 = False
 
 

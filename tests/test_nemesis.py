@@ -112,7 +112,7 @@ class ToyLearner(nn.Module):
     def context_vectors(self):
         return self.ctx
 
-    def with_context(self, ctx):
+    def with_context(self, ctx, image_features=None):
         self.calls += 1
         stack = ctx if ctx.dim() == 3 else ctx.unsqueeze(0)
         b = torch.tensor([0.0, 1.0])

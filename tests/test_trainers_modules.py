@@ -75,12 +75,20 @@ def test_text_feature_cache_identical_and_invalidated(clip_model):
             assert len(calls) == 1  # cached
             recomputed = model.head(model.encode_image(images), model.encode_text(learner()))
             assert torch.equal(first, second) and torch.equal(first, recomputed)
-            learner.ctx.add_(1.0)  # in-place update (like an optimiser step) invalidates
+            original = learner.ctx.detach().clone()
+            learner.ctx.add_(1.0)  # an optimiser step: the trainer invalidates explicitly after it
+            bumped = learner.ctx.detach().clone()
+            model.invalidate_cache()
             third = model(images).logits
             assert len(calls) == 3 and not torch.equal(first, third)
+            learner.load_state_dict({"ctx": original})  # loading invalidates (post hook)
+            assert torch.equal(model(images).logits, first) and len(calls) == 4
+            with model.context_override(bumped):  # e.g. a corrupted context
+                assert torch.equal(model(images).logits, third) and len(calls) == 5
+            assert torch.equal(model(images).logits, first) and len(calls) == 6
         model.train()
         model(images)  # training: never cached, gradients flow to ctx
-        assert len(calls) == 4
+        assert len(calls) == 7
         assert not clip_model.training  # frozen CLIP stays in eval mode
     finally:
         clip_model.encode_prompts = orig

@@ -4,7 +4,7 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 
 from . import cocoop, coop, coop_crt, coop_nemesis, dept, kgcoop, maple, zsclip  # noqa: F401  (registration)
 from .cocoop import CoCoOp, CoCoOpNemesis
-from .config import add_trainer_cfg
+from .config import add_trainer_cfg, resolve_cfg
 from .coop import CoOp
 from .coop_crt import CoOpCRT
 from .coop_nemesis import CoOpNemesis
@@ -12,6 +12,7 @@ from .dept import ExtrasLinearProbeCoCoOp, ExtrasLinearProbeCoOp, ExtrasLinearPr
 from .kgcoop import KgCoOp, KgCoOpNemesis
 from .maple import MaPLe, MaPLeNemesis
 from .modules import HEAD_REGISTRY, PROMPT_LEARNER_REGISTRY, REGULARISER_REGISTRY
+from .modules.factory import build_prompted_clip
 from .prompt_trainer import PromptTrainer
 from .zsclip import ZeroshotCLIP, ZeroshotCLIP2
 
@@ -22,8 +23,11 @@ REGISTRIES = {
     "regulariser": REGULARISER_REGISTRY,
 }
 
+#: config hooks called by ``dassl.config.setup.setup_cfg``
+extend_cfg = add_trainer_cfg
+
 __all__ = [
-    "add_trainer_cfg", "build_trainer", "REGISTRIES", "TRAINER_REGISTRY", "PROMPT_LEARNER_REGISTRY",
+    "add_trainer_cfg", "extend_cfg", "resolve_cfg", "build_prompted_clip", "build_trainer", "REGISTRIES", "TRAINER_REGISTRY", "PROMPT_LEARNER_REGISTRY",
     "HEAD_REGISTRY", "REGULARISER_REGISTRY", "PromptTrainer", "CoOp", "CoOpNemesis", "CoOpCRT",
     "ZeroshotCLIP", "ZeroshotCLIP2", "CoCoOp", "CoCoOpNemesis", "KgCoOp", "KgCoOpNemesis", "MaPLe", "MaPLeNemesis",
     "ExtrasLinearProbeCoOp", "ExtrasLinearProbeCoCoOp", "ExtrasLinearProbeKgCoOp", "ExtrasLinearProbeMaPLe",

@@ -51,7 +51,7 @@ class CoOpCRT(PromptTrainer):
 
     LEARNER = "CoOpPromptLearner"
     HEAD = "Similarity"
-    PROMPT_NODE = "CoOpCRT"
+    REFERENCE_NODES = ("TRAINER.CoOpCRT",)
 
     def corruption(self) -> tuple[str, int, float]:
         c = self.cfg.CORRUPT

@@ -11,13 +11,14 @@ from .prompt_trainer import PromptTrainer
 class KgCoOp(PromptTrainer):
     """The CoOp learner + the ``KgCoOp`` regulariser: ``CE + W * (1 - mean_c cos(t_c, w_c^clip))``.
 
-    Keys: ``TRAINER.COOP.{N_CTX, CSC, CTX_INIT, PREC, CLASS_TOKEN_POSITION, W, ALPHA (unused)}``. ``CTX_INIT``:
-    a string is used as given, the configs' boolean True means "a photo of a", False/"" random (the reference
-    ignored the string). The anchors come from the same frozen text encoder; amp covers the KG term too.
+    Keys: ``TRAINER.COOP.{N_CTX, CSC, CTX_INIT, PREC, CLASS_TOKEN_POSITION, W, ALPHA (unused)}`` (spellings of
+    ``MODEL.PROMPT_LEARNER.*``, ``TRAINER.PREC`` and ``REGULARISER.KGCOOP.W``). ``CTX_INIT``: a string is used as
+    given, the configs' boolean True means "a photo of a", False/"" random (the reference ignored the string).
+    The anchors come from the same frozen text encoder; amp covers the KG term too.
     """
 
     LEARNER = "CoOpPromptLearner"
-    PROMPT_NODE = "COOP"
+    REFERENCE_NODES = ("TRAINER.COOP", "TRAINER.CoOp")
     REGULARISERS = ("KgCoOp",)
 
 

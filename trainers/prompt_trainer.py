@@ -21,18 +21,14 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint
 from dassl.utils.torchtools import get_rng_state, set_rng_state
+from dassl.config.setup import CORRUPT_TYPES
 from dassl.utils.errors import CheckpointNotFoundError, ConfigError
 
-from .config import resolve_prompt_node
-from .modules import (
-    HEAD_REGISTRY,
-    PROMPT_LEARNER_REGISTRY,
-    REGULARISER_REGISTRY,
-    Head,
-    PromptedCLIP,
-    PromptLearner,
-    Regulariser,
-)
+from clip.clip import PRECISIONS
+
+from .modules import Head, PromptedCLIP, PromptLearner, Regulariser
+from .modules.factory import build_prompted_clip, freeze_except, validate_components
+from .modules.options import key_name
 from .modules.regularisers.nemesis import matrix_norm, position_norms
 
 logger = logging.getLogger(__name__)
@@ -40,111 +36,52 @@ logger = logging.getLogger(__name__)
 #: class-dependent buffers the reference stored in checkpoints; dropped at load time
 DROPPED_CHECKPOINT_KEYS = ("token_prefix", "token_suffix")
 
-
-def freeze_except(model: nn.Module, trainable: Sequence[nn.Module]) -> tuple[int, int]:
-    """Freeze every parameter of ``model``, then unfreeze those of ``trainable``.
-
-    Returns:
-        (number of trainable parameters, total number of parameters).
-    """
-    model.requires_grad_(False)
-    for module in trainable:
-        module.requires_grad_(True)
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_total = sum(p.numel() for p in model.parameters())
-    return n_train, n_total
+__all__ = ["PromptTrainer", "freeze_except", "DROPPED_CHECKPOINT_KEYS"]
 
 
 class PromptTrainer(TrainerX):
     """Shared Dassl trainer on a :class:`PromptedCLIP`.
 
-    Class attributes a concrete trainer sets:
-        LEARNER: name in ``PROMPT_LEARNER_REGISTRY``.
-        HEAD: name in ``HEAD_REGISTRY`` (``cfg.MODEL.HEAD.NAME`` / ``--head`` overrides it, e.g. ``DePT``).
-        REGULARISERS: regulariser names always used (``cfg.REGULARISERS.NAMES`` adds more).
-        PROMPT_NODE: ``cfg.TRAINER.<node>`` holding N_CTX/CSC/CTX_INIT/PREC/CLASS_TOKEN_POSITION (None: none).
-        LEARNER_NAME: registered model name of the learner (checkpoint folder; reference: ``prompt_learner``).
+    A concrete trainer is a table of defaults (class attributes):
+        LEARNER: default ``MODEL.PROMPT_LEARNER.NAME`` (a ``PROMPT_LEARNER_REGISTRY`` name).
+        HEAD: default ``MODEL.HEAD.NAME`` (``--head`` overrides it, e.g. ``DePT``).
+        REGULARISERS: regularisers always used (``REGULARISERS.NAMES`` adds more).
+        REFERENCE_NODES: the reference forks' trainer nodes read as spellings of the canonical keys
+            (``TRAINER.COOP.N_CTX`` -> ``MODEL.PROMPT_LEARNER.N_CTX``, ``.PREC`` -> ``TRAINER.PREC``, ...; see
+            ``trainers.config``).
+        DEFAULTS: other canonical keys' defaults, e.g. ``{"MODEL.PROMPT_LEARNER.ENSEMBLE": True}``.
 
-    Hooks (override as needed): :meth:`prompt_settings`, :meth:`precision`, :meth:`learner_kwargs`,
-    :meth:`build_learner`, :meth:`build_head`, :meth:`regulariser_kwargs`, :meth:`build_regularisers`,
-    :meth:`trainable_modules`, :meth:`param_groups`, :meth:`loss_terms`, :meth:`log_context_norms`.
+    The model comes from :func:`trainers.modules.factory.build_prompted_clip`; the learner is registered under
+    its ``checkpoint_name`` (reference folder, e.g. ``prompt_learner``), a head with parameters as ``head``.
     """
 
     LEARNER: str = "CoOpPromptLearner"
     HEAD: str = "Similarity"
     REGULARISERS: tuple[str, ...] = ()
-    PROMPT_NODE: str | None = "COOP"
-    LEARNER_NAME: str = "prompt_learner"
+    REFERENCE_NODES: tuple[str, ...] = ("TRAINER.COOP", "TRAINER.CoOp")
+    DEFAULTS: dict[str, Any] = {}
 
     # -- config --------------------------------------------------------------------------------
-    def prompt_settings(self, cfg) -> dict[str, Any]:
-        return resolve_prompt_node(cfg, self.PROMPT_NODE) if self.PROMPT_NODE else {}
-
-    def head_name(self, cfg) -> str:
-        return cfg.MODEL.HEAD.NAME or self.HEAD
+    @classmethod
+    def validate_cfg(cls, cfg) -> None:
+        """Class-level check of a resolved config (components, their options, precision); needs no data or
+        CLIP, so ``dassl.engine.preflight`` runs it before anything is written."""
+        if cfg.TRAINER.PREC not in PRECISIONS:
+            raise ConfigError(f"{key_name(cfg, 'TRAINER.PREC')} must be one of {', '.join(PRECISIONS)}, "
+                              f"got {cfg.TRAINER.PREC!r}")
+        validate_components(cfg)
+        if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", *CORRUPT_TYPES):
+            raise ConfigError(f"CORRUPT.TYPE must be {', '.join(CORRUPT_TYPES)}, got {cfg.CORRUPT.TYPE!r}")
 
     def check_cfg(self, cfg) -> None:
-        self.prompt_settings(cfg)  # raises ConfigError naming the key
-        head = self.head_name(cfg)
-        if head not in HEAD_REGISTRY:
-            raise ConfigError(f"MODEL.HEAD.NAME: {HEAD_REGISTRY.unknown_message(head)}")
-        self.head_kwargs(cfg, head)  # validates
-        for name in list(self.REGULARISERS) + list(cfg.REGULARISERS.NAMES):
-            if name not in REGULARISER_REGISTRY:
-                raise ConfigError(f"REGULARISERS.NAMES: {REGULARISER_REGISTRY.unknown_message(name)}")
-            self.regulariser_kwargs(cfg, name)  # validates
-        if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", "original", "replace", "scale"):
-            raise ConfigError(f"CORRUPT.TYPE must be original, replace or scale, got {cfg.CORRUPT.TYPE!r}")
-
-    def precision(self) -> str:
-        return self.prompt_settings(self.cfg).get("PREC", "fp16")
+        type(self).validate_cfg(cfg)
 
     # -- building --------------------------------------------------------------------------------
-    def learner_kwargs(self) -> dict[str, Any]:
-        s = self.prompt_settings(self.cfg)
-        return dict(
-            n_ctx=s["N_CTX"], ctx_init=s["CTX_INIT"], csc=s["CSC"], class_token_position=s["CLASS_TOKEN_POSITION"]
-        )
-
-    def build_learner(self, classnames: Sequence[str], clip_model: nn.Module) -> PromptLearner:
-        return PROMPT_LEARNER_REGISTRY.get(self.LEARNER)(classnames, clip_model, **self.learner_kwargs())
-
-    def head_kwargs(self, cfg, name: str) -> dict[str, Any]:
-        """Constructor kwargs of a head (validated), from ``trainers.config.HEAD_OPTIONS``."""
-        from .config import HEAD_OPTIONS
-
-        fn = HEAD_OPTIONS.get(name)
-        return fn(cfg) if fn is not None else {}
-
-    def build_head(self, classnames: Sequence[str], clip_model: nn.Module) -> Head:
-        name = self.head_name(self.cfg)
-        return HEAD_REGISTRY.get(name)(clip_model, classnames, **self.head_kwargs(self.cfg, name))
-
-    def text_chunk(self) -> int:
-        """Images per text-encoder call for image-conditioned learners (0: all at once)."""
-        return 0
-
-    def regulariser_kwargs(self, cfg, name: str) -> dict[str, Any]:
-        """Constructor kwargs of a regulariser (validated). Default: its canonical ``REGULARISER.<NAME>``."""
-        from .config import REGULARISER_OPTIONS
-
-        fn = REGULARISER_OPTIONS.get(name)
-        return fn(cfg) if fn is not None else {}
-
-    def build_regularisers(self, classnames: Sequence[str]) -> list[Regulariser]:
-        names = list(dict.fromkeys(list(self.REGULARISERS) + list(self.cfg.REGULARISERS.NAMES)))
-        regs = []
-        for name in names:
-            reg = REGULARISER_REGISTRY.get(name)(**self.regulariser_kwargs(self.cfg, name))
-            reg.setup(self.model, classnames)
-            regs.append(reg.to(self.device))
-        return regs
-
     def trainable_modules(self) -> dict[str, nn.Module]:
         """Registered name -> module whose parameters are trained (and checkpointed)."""
         mods: dict[str, nn.Module] = {}
         if any(True for _ in self.model.learner.parameters()):
-            mods[self.LEARNER_NAME] = self.model.learner
+            mods[self.model.learner.checkpoint_name] = self.model.learner
         if any(True for _ in self.model.head.parameters()):
             mods["head"] = self.model.head
         return mods
@@ -152,13 +89,13 @@ class PromptTrainer(TrainerX):
     def param_groups(self) -> list[dict] | None:
         """Optimizer param groups (None: one group of all trainable parameters).
 
-        A head with an ``lr_mult`` attribute (DePT: ``OPTIM.LR_EXP``) gets its own group at ``LR * lr_mult``;
-        the learner then runs at ``LR * BASE_LR_MULT`` when ``OPTIM.STAGED_LR`` is on, else at ``LR``
-        (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``).
+        A head with an ``lr_mult`` (DePT: ``MODEL.HEAD.DEPT.LR_MULT`` = ``OPTIM.LR_EXP``) gets its own group at
+        ``LR * lr_mult``; the learner then runs at ``LR * BASE_LR_MULT`` when ``OPTIM.STAGED_LR`` is on, else at
+        ``LR`` (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``).
         """
         head = self.model.head
         head_params = [p for p in head.parameters() if p.requires_grad]
-        if not head_params or getattr(head, "lr_mult", None) is None:
+        if not head_params or head.lr_mult is None:
             return None
         optim = self.cfg.OPTIM
         base_mult = optim.BASE_LR_MULT if optim.STAGED_LR else 1.0
@@ -168,25 +105,11 @@ class PromptTrainer(TrainerX):
         return [g for g in groups if g["params"]]
 
     def build_model(self) -> None:
-        from clip import clip
-
         cfg = self.cfg
         classnames = [self.lab2cname[i] for i in range(self.num_classes)]
-        prec = self.precision()
-        self.prec = prec
-        logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = clip.load_clip(cfg.MODEL.BACKBONE.NAME, precision=prec, device=self.device)
-        logger.info("Building custom CLIP")
-        learner = self.build_learner(classnames, clip_model).to(self.device)
-        head = self.build_head(classnames, clip_model).to(self.device)
-        self.model = PromptedCLIP(clip_model, learner, head, text_chunk=self.text_chunk())
-        logger.info("Turning off gradients in both the image and the text encoder")
+        self.prec = cfg.TRAINER.PREC
+        self.model, self.regularisers = build_prompted_clip(cfg, classnames, self.device)
         mods = self.trainable_modules()
-        n_train, n_total = freeze_except(self.model, list(mods.values()))
-        logger.info(f"Parameters to be updated: {sorted(n for n, p in self.model.named_parameters() if p.requires_grad)}")
-        logger.info(f"# params: trainable {n_train:,} / total {n_total:,}")
-        self.regularisers = self.build_regularisers(classnames)
-
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optim = self.sched = None
         if params:
@@ -203,9 +126,8 @@ class PromptTrainer(TrainerX):
             self.register_model(name, module, self.optim if first else None, self.sched if first else None)
             first = False
         self.scaler = None
-        if prec == "amp" and self.device.type == "cuda":
+        if self.prec == "amp" and self.device.type == "cuda":
             self.scaler = torch.amp.GradScaler("cuda")
-        self._norm_log: dict[str, float] = {}
 
     # -- modes -----------------------------------------------------------------------------------
     def set_model_mode(self, mode: str = "train", names=None) -> None:
@@ -328,7 +250,8 @@ class PromptTrainer(TrainerX):
             return self.model(images).logits
 
     def test(self, split: str | None = None):
-        self.model.invalidate_cache()  # parameters may have been loaded/changed
+        if self.model.learner.text_depends_on_params:
+            self.model.invalidate_cache()  # parameters may have been changed
         return super().test(split)
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -353,9 +276,8 @@ class PromptTrainer(TrainerX):
             for key in DROPPED_CHECKPOINT_KEYS:
                 state.pop(key, None)
             module = self._models[name]
-            adapt = getattr(module, "adapt_to_state_dict", None)
-            if callable(adapt):  # e.g. the DePT head resizes its classifier to the training classes
-                adapt(state)
+            if isinstance(module, (Head, PromptLearner)):  # e.g. DePT resizes its classifier to the training classes
+                module.adapt_to_state_dict(state)
             own = module.state_dict()
             for key, value in state.items():
                 if not torch.is_tensor(value) or not torch.is_tensor(own.get(key)):

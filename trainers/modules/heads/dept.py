@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..options import Options, OptionError, check_bool, check_number, option
 from ..registry import HEAD_REGISTRY
 from .base import Head
 from .similarity import Similarity
@@ -57,7 +59,32 @@ def match_rows(train_names: Sequence[str], eval_names: Sequence[str]) -> list[in
     return [index[n] for n in eval_names]
 
 
-@HEAD_REGISTRY.register()
+@dataclass
+class DePTOptions(Options):
+    """Options of the :class:`DePT` head (node ``MODEL.HEAD.DEPT``; reference spellings ``TRAINER.LINEAR_PROBE.*``,
+    ``TRAINER.FILM.LINEAR_PROBE``, ``OPTIM.LR_EXP``)."""
+
+    type: str = option("linear", "TYPE", 'CAT classifier; only "linear" is supported')
+    weight: float = option(0.7, "WEIGHT", "lambda: loss (1-l)*CE_ITM + l*CE_CAT; test logits (1-l)*s + l*z")
+    fusion: bool = option(True, "TEST_TIME_FUSION", "False: the CAT logits z alone on base-class tests")
+    film: bool = option(True, "FILM", "channel-wise affine (cwT) before the linear classifier")
+    label_space: str = option("", "LABEL_SPACE", 'label-space id ("" = DATASET.NAME; ImageNet family: "imagenet")')
+    lr_mult: float = option(6.5, "LR_MULT", "head learning rate = OPTIM.LR * LR_MULT")
+
+    def __post_init__(self) -> None:
+        if self.type != "linear":
+            raise OptionError("TYPE", f'must be "linear" (the DePT default), got {self.type!r}')
+        check_number("WEIGHT", self.weight, low=0.0, high=1.0)
+        check_number("LR_MULT", self.lr_mult, low=0.0, low_open=True)
+        check_bool("TEST_TIME_FUSION", self.fusion)
+        check_bool("FILM", self.film)
+
+    def constructor_kwargs(self, cfg) -> dict[str, Any]:
+        return dict(weight=float(self.weight), fusion=self.fusion, film=self.film,
+                    label_space=self.label_space or cfg.DATASET.NAME, lr_mult=float(self.lr_mult))
+
+
+@HEAD_REGISTRY.register(options=DePTOptions)
 class DePT(Head):
     """ITM head (tau-scaled cosine, :class:`Similarity`) + CAT head (cwT + linear classifier over the training
     classes), methods §10.3-10.6.

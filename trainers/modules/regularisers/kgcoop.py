@@ -9,22 +9,34 @@ CLIP, no device assumptions) and kept as a non-persistent buffer (never checkpoi
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from clip import clip
+
+from ..options import Options, OptionError, check_number, option
 from ..registry import REGULARISER_REGISTRY
+from ..templates import kgcoop_template
 from .base import Regulariser
 
-def kgcoop_template(dataset_name: str) -> str:
-    """The hand-crafted template KgCoOp uses for ``dataset_name``: the ``kgcoop_overrides`` entry of the template
-    table (``trainers/data/templates.json``; KgCoOp differs from zero-shot CLIP only for DTD), else the zero-shot
-    CLIP entry, else the default "a photo of a {}."."""
-    from trainers.zsclip import load_templates
 
-    table = load_templates()
-    return table.get("kgcoop_overrides", {}).get(dataset_name) or table["dataset"].get(dataset_name, table["default"])
+@dataclass
+class KgCoOpOptions(Options):
+    """Options of :class:`KgCoOp` (node ``REGULARISER.KGCOOP``; reference spelling ``TRAINER.COOP.W``)."""
+
+    w: float = option(1.0, "W", "weight of the knowledge-guided term (scripts: 8.0; DePT configs: 2.0)")
+    template: str = option("", "TEMPLATE", '"" = the per-dataset KgCoOp template (zero-shot table + overrides)')
+
+    def __post_init__(self) -> None:
+        check_number("W", self.w, low=0.0)
+        if not isinstance(self.template, str) or (self.template and "{}" not in self.template):
+            raise OptionError("TEMPLATE", f'must contain "{{}}", got {self.template!r}')
+
+    def constructor_kwargs(self, cfg) -> dict[str, Any]:
+        return dict(w=float(self.w), template=self.template or kgcoop_template(cfg.DATASET.NAME))
 
 
 def kg_loss(text_features: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
@@ -34,7 +46,7 @@ def kg_loss(text_features: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     return 1.0 - nn.functional.cosine_similarity(t, w, dim=-1).mean()
 
 
-@REGULARISER_REGISTRY.register()
+@REGULARISER_REGISTRY.register(options=KgCoOpOptions)
 class KgCoOp(Regulariser):
     """Knowledge-guided context optimisation term.
 
@@ -53,8 +65,6 @@ class KgCoOp(Regulariser):
     @torch.no_grad()
     def setup(self, model: nn.Module, classnames: Sequence[str]) -> None:
         """Encode ``template.format(name)`` for every class with ``model.clip`` (frozen); anchors ``[C, D]``."""
-        from clip import clip
-
         texts = [self.template.format(c.replace("_", " ")) for c in classnames]
         device = model.clip.token_embedding.weight.device
         feats = model.clip.encode_text(clip.tokenize(texts).to(device))  # [C, D]
