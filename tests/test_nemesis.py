@@ -180,4 +180,4 @@ def test_pun_only_and_constant_omega():
     terms = reg(model, SimpleNamespace(image_features=None), {"label": None})
     assert terms["norm_loss"].item() == pytest.approx(2.0 * (7.0 + 3.0) / 2)
     assert model.learner.calls == 0
-    assert reg.log_values()["v0_norm"] == pytest.approx(7.0)
+    assert reg.log_values()["nemesis_v0_norm"] == pytest.approx(7.0)

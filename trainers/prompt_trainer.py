@@ -1,8 +1,9 @@
-"""The one shared trainer for prompt-learning methods (style.md §2.7).
+"""The one shared trainer for prompt-learning methods.
 
-A concrete trainer only names its learner / head / regularisers and maps its config node onto their
-constructor arguments; everything else (freezing, optimiser, precision, loss summation, logging,
-checkpoints of the trainable state, per-epoch test, norm bookkeeping) lives here.
+A concrete trainer is a table of defaults (learner, head, regularisers, reference config nodes). The model comes
+from the factory; this class keeps the loop, the optimiser (amp through the engine's backward), checkpoints of the
+trainable state, logging and the per-epoch test. Method-specific bookkeeping lives behind the components' hooks
+(``Regulariser.log_values`` / ``epoch_record`` / ``backward``, ``Head.lr_mult`` / ``adapt_to_state_dict``).
 """
 from __future__ import annotations
 
@@ -29,14 +30,14 @@ from clip.clip import PRECISIONS
 from .modules import Head, PromptedCLIP, PromptLearner, Regulariser
 from .modules.factory import build_prompted_clip, freeze_except, validate_components
 from .modules.options import key_name
-from .modules.regularisers.nemesis import matrix_norm, position_norms
+from .modules.norms import matrix_norm, position_norms
 
 logger = logging.getLogger(__name__)
 
 #: class-dependent buffers the reference stored in checkpoints; dropped at load time
 DROPPED_CHECKPOINT_KEYS = ("token_prefix", "token_suffix")
 
-__all__ = ["PromptTrainer", "freeze_except", "DROPPED_CHECKPOINT_KEYS"]
+__all__ = ["PromptTrainer", "freeze_except", "load_trainable_state", "DROPPED_CHECKPOINT_KEYS"]
 
 
 class PromptTrainer(TrainerX):
@@ -154,28 +155,36 @@ class PromptTrainer(TrainerX):
                 terms[k] = v
         return terms
 
+    def backward(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Gradients of the step: a regulariser's :meth:`~Regulariser.backward` hook if one takes over, else the
+        engine's ``model_backward`` (amp loss scaling included)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        scale = (lambda t: t) if self.scaler is None else self.scaler.scale
+        for reg in self.regularisers:
+            if reg.backward(terms, params, scale):
+                self.detect_anomaly(loss)
+                return
+        self.model_backward(loss)
+
     def forward_backward(self, batch: dict) -> dict[str, float]:
         images, labels = self.parse_batch_train(batch)
         with self.autocast():
             output = self.model(images)
             terms = self.loss_terms(output, images, labels)
             loss = sum(terms.values())
-        if self.scaler is not None:
-            self.model_zero_grad()
-            self.detect_anomaly(loss)
-            self.scaler.scale(loss).backward()
-            for name in self.get_model_names():
-                if self._optims[name] is not None:
-                    self.scaler.step(self._optims[name])
-            self.scaler.update()
-        else:
-            self.model_backward_and_update(loss)
+        self.model_zero_grad()
+        self.backward(loss, terms)
+        self.model_update()
+        self.model.invalidate_cache()  # the parameters changed
         summary: dict[str, float] = {"loss": loss.item()} if len(terms) > 1 else {}
         summary.update({k: v.item() for k, v in terms.items()})
         summary["acc"] = compute_accuracy(output.logits, labels)[0].item()
         summary.update(self.log_context_norms())
         for reg in self.regularisers:
-            summary.update(reg.log_values())
+            for k, v in reg.log_values().items():
+                if k in summary:
+                    raise KeyError(f"log key {k!r} of {type(reg).__name__} is already used")
+                summary[k] = v
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
@@ -226,10 +235,7 @@ class PromptTrainer(TrainerX):
             record["matrix_norm"] = norms.pop("matrix_norm")
             record["v_norms"] = [norms[f"v{i}_norm"] for i in range(ctx.shape[-2])]
             for reg in self.regularisers:
-                vals = reg.log_values()
-                alphas = [vals[k] for k in sorted((k for k in vals if k.startswith("alpha_")), key=lambda s: int(s[6:]))]
-                if alphas:
-                    record["alpha"] = alphas
+                record.update(reg.epoch_record())
         if self.cfg.TEST.get("DO_TEST", False):
             acc = self.quick_test_accuracy()
             logger.info(f"epoch [{self.epoch + 1}/{self.max_epoch}] test accu ({acc:.4f})")
@@ -258,10 +264,8 @@ class PromptTrainer(TrainerX):
     def load_model(self, directory: str | None, epoch: int | None = None) -> None:
         """Load the trainable state of every registered model from ``directory/<name>/``.
 
-        Accepts our checkpoints and the reference ones (``token_prefix``/``token_suffix`` are dropped,
-        pickled schedulers are read safely by ``dassl.utils.load_checkpoint``). ``epoch``: N, a negative
-        value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer). The remaining
-        keys load strictly; a shape mismatch raises :class:`ConfigError` explaining the likely cause.
+        ``epoch``: N, a negative value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer).
+        Each module loads through :func:`load_trainable_state` (reference checkpoints accepted, strict otherwise).
         """
         if not directory:
             logger.info("Note that load_model() is skipped as no pretrained model is given")
@@ -271,27 +275,38 @@ class PromptTrainer(TrainerX):
         for name in self.get_model_names():
             fdir = osp.join(directory, name)
             path = osp.join(fdir, self._resolve_model_file(fdir, None if epoch is None else int(epoch)))
-            ckpt = load_checkpoint(path)
-            state = dict(ckpt["state_dict"])
-            for key in DROPPED_CHECKPOINT_KEYS:
-                state.pop(key, None)
-            module = self._models[name]
-            if isinstance(module, (Head, PromptLearner)):  # e.g. DePT resizes its classifier to the training classes
-                module.adapt_to_state_dict(state)
-            own = module.state_dict()
-            for key, value in state.items():
-                if not torch.is_tensor(value) or not torch.is_tensor(own.get(key)):
-                    continue  # extra state (plain values)
-                if key in own and tuple(own[key].shape) != tuple(value.shape):
-                    raise ConfigError(
-                        f'checkpoint "{path}": {name}.{key} has shape {tuple(value.shape)} but the model expects '
-                        f"{tuple(own[key].shape)} (different N_CTX, CSC across class sets, or backbone?)"
-                    )
-            missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-            if missing or unexpected:
-                raise ConfigError(f'checkpoint "{path}" does not match {name}: missing {missing}, unexpected {unexpected}')
-            logger.info(f'Loading weights to {name} from "{path}" (epoch = {ckpt.get("epoch")})')
-            cast = {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()}
-            module.load_state_dict(cast, strict=True)
+            ckpt = load_trainable_state(self._models[name], path, name)
             self._model_epoch = ckpt.get("epoch")
         self.model.invalidate_cache()
+
+
+def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, Any]:
+    """Load a checkpoint file's ``state_dict`` into ``module`` strictly; returns the checkpoint.
+
+    Accepts our checkpoints and the reference ones (``token_prefix``/``token_suffix`` are dropped, pickled
+    schedulers are read safely by ``dassl.utils.load_checkpoint``); a component may reshape itself first
+    (``adapt_to_state_dict``: DePT's classifier). A shape mismatch or a missing/unexpected key raises
+    :class:`ConfigError` explaining the likely cause.
+    """
+    ckpt = load_checkpoint(path)
+    state = dict(ckpt["state_dict"])
+    for key in DROPPED_CHECKPOINT_KEYS:
+        state.pop(key, None)
+    if isinstance(module, (Head, PromptLearner)):  # e.g. DePT resizes its classifier to the training classes
+        module.adapt_to_state_dict(state)
+    own = module.state_dict()
+    for key, value in state.items():
+        if not torch.is_tensor(value) or not torch.is_tensor(own.get(key)):
+            continue  # extra state (plain values)
+        if key in own and tuple(own[key].shape) != tuple(value.shape):
+            raise ConfigError(
+                f'checkpoint "{path}": {name}.{key} has shape {tuple(value.shape)} but the model expects '
+                f"{tuple(own[key].shape)} (different N_CTX, CSC across class sets, or backbone?)"
+            )
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ConfigError(f'checkpoint "{path}" does not match {name}: missing {missing}, unexpected {unexpected}')
+    logger.info(f'Loading weights to {name} from "{path}" (epoch = {ckpt.get("epoch")})')
+    cast = {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()}
+    module.load_state_dict(cast, strict=True)
+    return ckpt

@@ -1,4 +1,4 @@
-"""PromptedCLIP: one frozen CLIP core x one prompt learner x one head (style.md §2.4)."""
+"""PromptedCLIP: one frozen CLIP core x one prompt learner x one head."""
 from __future__ import annotations
 
 import contextlib

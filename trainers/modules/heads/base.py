@@ -1,4 +1,4 @@
-"""Head interface: features -> logits, plus the head's own loss terms (style.md §2.5)."""
+"""Head interface: features -> logits, plus the head's own loss terms."""
 from __future__ import annotations
 
 from typing import Sequence

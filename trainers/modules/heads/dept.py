@@ -1,5 +1,5 @@
 """DePT's CAT head (Zhang et al., "DePT: Decoupled Prompt Tuning", CVPR 2024, arXiv:2309.07439; trainer names
-``ExtrasLinearProbe*`` in Koorye/DePT). Methods spec §10."""
+``ExtrasLinearProbe*`` in Koorye/DePT)."""
 from __future__ import annotations
 
 import logging
@@ -87,7 +87,7 @@ class DePTOptions(Options):
 @HEAD_REGISTRY.register(options=DePTOptions)
 class DePT(Head):
     """ITM head (tau-scaled cosine, :class:`Similarity`) + CAT head (cwT + linear classifier over the training
-    classes), methods §10.3-10.6.
+    classes).
 
     * Training (``loss``): ``(1-lam) * CE_B(s, y) + lam * CE_2B(z, [y; y])`` where ``s`` are the ITM logits and
       ``z = W [cwT_t(t_{y_i}); cwT_v(v_i)] + b`` on the RAW (unnormalised) projected features: the text features
@@ -99,7 +99,8 @@ class DePT(Head):
       class is a training class; the classifier rows are then selected by :func:`match_rows` (ImageNet-A/R).
       The training class names and label space travel in the checkpoint (``_extra_state``), so an eval-only run
       on new classes or another dataset decides correctly.
-    * fp32 parameters (a documented deviation from the fp16 reference, D16): cwT is applied in the feature
+    * fp32 parameters (a deliberate deviation: the reference keeps them in fp16, where the tiny
+      head updates underflow): cwT is applied in the feature
       dtype, the classifier in fp32.
 
     Args:

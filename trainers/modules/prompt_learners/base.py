@@ -1,4 +1,4 @@
-"""Prompt learner interface shared by CoOp, CoCoOp, MaPLe, ... (style.md §2.3).
+"""Prompt learner interface shared by CoOp, CoCoOp, MaPLe, ....
 
 A learner turns learnable (or fixed) context into *embedded* text prompts for the frozen CLIP text
 encoder, and optionally into visual prompts. It never holds the CLIP model itself, so its state dict

@@ -1,5 +1,5 @@
 """CoCoOp's image-conditioned context (Zhou et al., "Conditional Prompt Learning for Vision-Language Models",
-CVPR 2022, arXiv:2203.05557). Methods spec §7."""
+CVPR 2022, arXiv:2203.05557)."""
 from __future__ import annotations
 
 from collections import OrderedDict

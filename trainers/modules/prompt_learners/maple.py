@@ -1,5 +1,5 @@
 """MaPLe's deep multimodal prompts (Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023,
-arXiv:2210.03117). Methods spec §9.1."""
+arXiv:2210.03117)."""
 from __future__ import annotations
 
 import copy
@@ -45,6 +45,11 @@ class MaPLeOptions(Options):
         check_int("PROMPT_DEPTH", self.prompt_depth)
         check_int("N_CTX", self.n_ctx)
 
+    @classmethod
+    def example(cls) -> "MaPLeOptions":
+        """Depth 2: every deep prompt reaches a block of a 2-layer test CLIP (deeper entries are ignored)."""
+        return cls(prompt_depth=2)
+
 
 @PROMPT_LEARNER_REGISTRY.register(options=MaPLeOptions)
 class MaPLePromptLearner(CoOpPromptLearner):
@@ -52,12 +57,12 @@ class MaPLePromptLearner(CoOpPromptLearner):
 
     * ``ctx`` ``[n, Dt]`` (CLIP dtype): with ``ctx_init`` and n <= 4, the token embeddings at positions ``1..n``
       of ``ctx_init``, and the prompt keeps the WHOLE phrase (n=2, "a photo of a": ``[SOS | ctx_1 ctx_2 | of a
-      name . EOS]``, reference behaviour M3); otherwise N(0, 0.02^2) and ``[SOS | X..X | name . EOS]``.
+      name . EOS]``, as the MaPLe reference); otherwise N(0, 0.02^2) and ``[SOS | X..X | name . EOS]``.
     * ``compound_prompts_text``: J-1 tensors ``[n, Dt]`` (fp32, N(0, 0.02^2)) overwriting text positions ``1..n``
       before text blocks ``1..J-1``.
     * ``proj``: Linear(Dt -> Dv) (CLIP dtype) giving the first-layer visual prompts ``proj(ctx)`` ``[n, Dv]``
       appended to the ViT input; ``compound_prompt_projections``: J-1 Linear(Dt -> Dv) (fp32), deep copies of ONE
-      initialised layer (identical initial weights, reference behaviour M4), giving the deep visual prompts
+      initialised layer (identical initial weights, as the MaPLe reference), giving the deep visual prompts
       that replace the last n visual tokens before blocks ``1..J-1``.
 
     Dimensions come from the model (no hard-coded 512/768); casts are dtype-aware (fp16, fp32, amp).

@@ -1,5 +1,5 @@
 """KgCoOp: Yao et al., "Visual-Language Prompt Tuning with Knowledge-guided Context Optimization", CVPR 2023
-(arXiv:2303.13283). Methods spec §8.
+(arXiv:2303.13283).
 
 The knowledge-guided term ``W * (1 - mean_c cos(t_c, w_c^clip))`` as a regulariser on any learner: ``t_c`` are the
 learned-prompt text features of the step (``output.text_features``, ``[C, D]``; ``[B, C, D]`` for

@@ -1,5 +1,5 @@
 """Nemesis: normalising soft-prompt vectors (Fu et al., "Nemesis: Normalizing the Soft-prompt Vectors of
-Vision-Language Models", ICLR 2024). Methods spec §4.
+Vision-Language Models", ICLR 2024).
 
 Loss term (added to CE): ``omega(e) * (beta * N(A*1) + (1 - beta) * N(alpha_PAN))`` with
 
@@ -23,32 +23,19 @@ from torch import nn
 
 from dassl.utils.errors import ConfigError
 
+from ..norms import NORM_ORDERS, NORM_TYPES, NormType, matrix_norm, position_norms  # noqa: F401  (re-exported)
 from ..options import Options, OptionError, check_choice, check_number, option
 from ..registry import REGULARISER_REGISTRY
 from .base import Regulariser
 
-NORM_ORDERS = {"one": 1.0, "two": 2.0, "inf": math.inf}
-NormType = Literal["one", "two", "inf"]
-NORM_TYPES = tuple(NORM_ORDERS)
 OmegaMode = Literal["logistic", "constant"]
 OMEGA_MODES = ("logistic", "constant")
-
-
-def position_norms(ctx: torch.Tensor, norm_type: NormType = "two") -> torch.Tensor:
-    """Per-position vector norms over the embedding axis: ``[M, Dt] -> [M]``, ``[C, M, Dt] -> [C, M]``."""
-    return torch.linalg.vector_norm(ctx.float(), ord=NORM_ORDERS[norm_type], dim=-1)
 
 
 def weighted_norm(norms: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """``N(alpha) = sum_j alpha_j n_j / max(1, #nonzero alpha)``; ``norms`` ``[M]`` or ``[C, M]`` (summed over C)."""
     active = int((alpha != 0).sum().item())
     return (norms * alpha.to(norms)).sum() / max(1, active)
-
-
-def matrix_norm(ctx: torch.Tensor, norm_type: NormType = "two") -> torch.Tensor:
-    """Frobenius ("two"), matrix 1-norm ("one") or inf-norm ("inf") of ``[M, Dt]``, averaged over classes."""
-    ordv = {"two": "fro", "one": 1, "inf": math.inf}[norm_type]
-    return torch.linalg.matrix_norm(ctx.float(), ord=ordv).mean()
 
 
 def logistic_omega(epoch: int, max_epoch: int, k: float = 0.2) -> float:
@@ -236,13 +223,20 @@ class Nemesis(Regulariser):
         else:
             self.alpha = torch.full((n_ctx,), self.a)
         loss = self.omega * loss
-        with torch.no_grad():
-            log = {"matrix_norm": float(matrix_norm(ctx, self.norm_type)), "omega": self.omega}
+        with torch.no_grad():  # this step's norms of type NT (before the update), under their own names
+            log = {"nemesis_matrix_norm": float(matrix_norm(ctx, self.norm_type))}
             per_pos = norms.detach().reshape(-1, n_ctx).mean(dim=0)
-            log.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+            log.update({f"nemesis_v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+            log["omega"] = self.omega
             log.update({f"alpha_{i}": float(v) for i, v in enumerate(self.alpha)})
         self._log = log
         return {"norm_loss": loss}
 
     def log_values(self) -> dict[str, float]:
+        """``nemesis_matrix_norm`` / ``nemesis_v{i}_norm`` (the NT norms of the step's context, before the
+        update; the trainer logs the L2 ``matrix_norm`` / ``v{i}_norm`` after it), ``omega``, ``alpha_{i}``."""
         return dict(self._log)
+
+    def epoch_record(self) -> dict[str, Any]:
+        """``{"alpha": [alpha_0, ...]}`` of the epoch's last step (the ``norms.jsonl`` field)."""
+        return {"alpha": [float(v) for v in self.alpha]} if self.alpha is not None and self._log else {}
