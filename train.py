@@ -154,7 +154,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     try:
         import clip  # noqa: PLC0415
 
-        for name in ("MissingWeightsError", "CorruptWeightsError"):
+        for name in ("MissingWeightsError", "CorruptWeightsError", "BackboneConfigError"):
             err = getattr(clip, name, None)
             if isinstance(err, type) and issubclass(err, BaseException):
                 types.append(err)
@@ -174,6 +174,11 @@ def cli(argv: list[str] | None = None) -> int:
             args = parse_args(argv)
             if args.list:
                 list_registries()
+                return 0
+            if args.list_backbones:
+                from clip.listing import print_backbones
+
+                print_backbones()
                 return 0
             main(args)
             return 0

@@ -1,5 +1,6 @@
 """Trainers. Importing this package registers every trainer in ``TRAINER_REGISTRY`` and every
 component in the learner/head/regulariser registries."""
+from clip.config import normalize_pretrained
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 
 from . import cocoop, coop, coop_crt, coop_nemesis, dept, kgcoop, maple, zsclip  # noqa: F401  (registration)
@@ -25,6 +26,11 @@ REGISTRIES = {
 
 #: config hooks called by ``dassl.config.setup.setup_cfg``
 extend_cfg = add_trainer_cfg
+
+
+def after_file_merges(cfg) -> None:
+    """Dassl YAMLs' ``MODEL.BACKBONE.PRETRAINED: True`` -> None, so that a tag given on the command line merges."""
+    normalize_pretrained(cfg)
 
 __all__ = [
     "add_trainer_cfg", "extend_cfg", "resolve_cfg", "build_prompted_clip", "build_trainer", "REGISTRIES", "TRAINER_REGISTRY", "PROMPT_LEARNER_REGISTRY",

@@ -25,6 +25,8 @@ from typing import Any
 from yacs.config import CfgNode as CN
 
 from clip.clip import PRECISIONS
+from clip.config import finalize_backbone_cfg
+from dassl.config import get_cfg_default
 from dassl.config.sources import ConfigSources
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils.errors import ConfigError
@@ -186,6 +188,7 @@ def resolve_cfg(cfg, sources: ConfigSources | None = None) -> None:
     spelling its value was written as (error messages name what the user wrote). An unknown trainer is left to
     the preflight check.
     """
+    finalize_backbone_cfg(cfg, get_cfg_default().INPUT)  # PRETRAINED a string; open_clip INPUT.* defaults
     sources = sources if sources is not None else ConfigSources()
     trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in TRAINER_REGISTRY else None
     origins: dict[str, str] = {}

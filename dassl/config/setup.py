@@ -7,8 +7,8 @@ the plugin packages' ``resolve_cfg(cfg, sources)`` (canonical nodes from the ref
 validation -> freeze.
 
 Plugin packages (``datasets``, ``trainers`` and the comma-separated modules named by ``$PROMPTCLIP_EXTRA_MODULES``)
-register themselves on import; a package may define ``extend_cfg(cfg)`` (add its keys) and
-``resolve_cfg(cfg, sources)`` (fill derived keys once, right after merging; ``sources`` is a
+register themselves on import; a package may define ``extend_cfg(cfg)`` (add its keys), ``after_file_merges(cfg)``
+(between the YAML files and the command line) and ``resolve_cfg(cfg, sources)`` (fill derived keys once, right after merging; ``sources`` is a
 :class:`~dassl.config.sources.ConfigSources`).
 """
 from __future__ import annotations
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="corrupted context position (CORRUPT.POSITION)")
     parser.add_argument("--crt-factor", type=float, default=None, help="corruption std or scale (CORRUPT.FACTOR)")
     parser.add_argument("--list", action="store_true", help="print the registered trainers, datasets, ... and exit")
+    parser.add_argument("--list-backbones", action="store_true",
+                        help="print the known CLIP backbones (OpenAI, open_clip tags) and which are on disk, and exit")
     return parser
 
 
@@ -178,6 +180,10 @@ def setup_cfg(args: argparse.Namespace):
         merge_file(cfg, args.dataset_config_file, "--dataset-config-file", sources)
     for path in args.config_file or []:
         merge_file(cfg, path, "--config-file", sources)
+    for mod in mods:  # e.g. Dassl YAMLs' PRETRAINED True -> None, so that a tag given on the command line merges
+        hook = getattr(mod, "after_file_merges", None)
+        if callable(hook):
+            hook(cfg)
     sources.add("command-line flags", reset_cfg(cfg, args))
     merge_opts(cfg, list(getattr(args, "opts", []) or []), sources)
     for mod in mods:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from clip import clip
+from clip.config import check_input_cfg
 from dassl.utils.errors import ConfigError
 
 from .prompted_clip import PromptedCLIP
@@ -74,7 +75,10 @@ def build_prompted_clip(cfg, classnames: Sequence[str], device: torch.device | s
     learner_name, head_name, reg_names = component_names(cfg)
     if clip_model is None:
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = clip.load_clip(cfg.MODEL.BACKBONE.NAME, precision=cfg.TRAINER.PREC, device=device)
+        clip_model = clip.load_clip(
+            cfg.MODEL.BACKBONE.NAME, precision=cfg.TRAINER.PREC, device=device, pretrained=cfg.MODEL.BACKBONE.PRETRAINED
+        )
+        check_input_cfg(cfg.INPUT, clip_model)  # INPUT.* vs the backbone's preprocessing (warnings; size error)
     logger.info("Building custom CLIP")
     learner = PROMPT_LEARNER_REGISTRY.build(learner_name, cfg, classnames, clip_model).to(device)
     head = HEAD_REGISTRY.build(head_name, cfg, clip_model, classnames).to(device)
