@@ -211,6 +211,27 @@ def resolve_cfg(cfg, sources: ConfigSources | None = None) -> None:
     if not cfg.MODEL.HEAD.NAME:
         cfg.MODEL.HEAD.NAME = trainer_cls.HEAD
     cfg.REGULARISERS.NAMES = list(dict.fromkeys(list(trainer_cls.REGULARISERS) + list(cfg.REGULARISERS.NAMES)))
+    _fill_component_defaults(cfg)
+
+
+def _fill_component_defaults(cfg) -> None:
+    """Write the chosen components' effective option values into their unset (None) keys, so ``config.yaml``
+    shows what runs. Skipped for a component whose options do not validate (the preflight check reports it)."""
+    chosen = [(PROMPT_LEARNER_REGISTRY, cfg.MODEL.PROMPT_LEARNER.NAME), (HEAD_REGISTRY, cfg.MODEL.HEAD.NAME)]
+    chosen += [(REGULARISER_REGISTRY, name) for name in cfg.REGULARISERS.NAMES]
+    for registry, name in chosen:
+        if name not in registry:
+            continue
+        try:
+            opts = registry.options(name, cfg)
+        except ConfigError:
+            continue
+        node = cfg_node(cfg, registry.node(name))
+        if node is None:
+            continue
+        for field, key in type(opts).keys().items():
+            if key in node and node[key] is None:
+                node[key] = getattr(opts, field)
 
 
 def config_origins(cfg) -> dict[str, str]:
