@@ -46,6 +46,7 @@ _REEXPORTS = {
     "_merge_opts": ("dassl.config.sources", "merge_opts"),
     "_has_key": ("dassl.config.sources", "has_key"),
     "_key_hint": ("dassl.config.sources", "key_hint"),
+    "YAML_CONFIG_EXTS": ("dassl.config.sources", "YAML_CONFIG_EXTS"),
 }
 
 
@@ -122,6 +123,7 @@ def main(args: argparse.Namespace) -> None:
     logger.info("Collecting env info ...")
     logger.info(f"** System info **\n{_env_info(collect_env_info)}\n")
     logger.info(f"Git commit: {get_git_sha() or 'unknown'}")
+    __import__("dassl.utils.run_header", fromlist=["_"]).log_run_header(cfg, logger)  # transforms, git, versions, GPU
     trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)

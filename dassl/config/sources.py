@@ -15,7 +15,7 @@ from yacs.config import CfgNode
 
 from dassl.utils.errors import ConfigError
 
-__all__ = ["ConfigSources", "merge_file", "merge_opts", "has_key", "key_hint", "leaf_keys"]
+__all__ = ["ConfigSources", "YAML_CONFIG_EXTS", "merge_file", "merge_opts", "has_key", "key_hint", "leaf_keys"]
 
 
 @dataclass
@@ -72,17 +72,29 @@ def has_key(cfg, key: str) -> bool:
     return True
 
 
+YAML_CONFIG_EXTS = (".yaml", ".yml")
+
+
 def merge_file(cfg, path: str, flag: str, sources: ConfigSources | None = None) -> None:
-    """Merge a YAML file into ``cfg`` (yacs ``merge_from_file`` semantics) and record the keys it wrote.
+    """Merge a YAML file into ``cfg`` (yacs ``merge_from_file`` semantics for YAML) and record the keys it wrote.
 
     Raises:
-        ConfigError: missing file, invalid YAML, unknown key (with a hint) or a value of the wrong type.
+        ConfigError: missing file, not a YAML file (never executed), invalid YAML, unknown key (with a hint) or a
+            value of the wrong type.
     """
     if not osp.isfile(path):
         raise ConfigError(f"config file not found: {path} ({flag})")
+    if osp.splitext(path)[1].lower() not in YAML_CONFIG_EXTS:
+        # yacs would execute a .py config: config files are data, never code
+        raise ConfigError(
+            f"{path} ({flag}) is not a YAML file: config files must end in .yaml or .yml (other files, e.g. Python, "
+            "are refused because loading them could run code); convert it to YAML"
+        )
     try:
-        with open(path) as f:
-            loaded = cfg.load_cfg(f)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        # = cfg.merge_from_file for YAML, without yacs' extension dispatch (which runs .py files)
+        loaded = type(cfg).load_cfg(text)
         cfg.merge_from_other_cfg(loaded)
     except KeyError as e:
         msg = str(e.args[0]) if e.args else str(e)
