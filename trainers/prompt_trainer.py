@@ -31,13 +31,14 @@ from .modules import Head, PromptedCLIP, PromptLearner, Regulariser
 from .modules.factory import build_prompted_clip, freeze_except, validate_components
 from .modules.options import key_name
 from .modules.norms import matrix_norm, position_norms
+from .reference_checkpoints import log_ignored, read_checkpoints
 
 logger = logging.getLogger(__name__)
 
 #: class-dependent buffers the reference stored in checkpoints; dropped at load time
 DROPPED_CHECKPOINT_KEYS = ("token_prefix", "token_suffix")
 
-__all__ = ["PromptTrainer", "freeze_except", "load_trainable_state", "DROPPED_CHECKPOINT_KEYS"]
+__all__ = ["PromptTrainer", "freeze_except", "load_state_into", "load_trainable_state", "DROPPED_CHECKPOINT_KEYS"]
 
 
 class PromptTrainer(TrainerX):
@@ -109,7 +110,8 @@ class PromptTrainer(TrainerX):
         cfg = self.cfg
         classnames = [self.lab2cname[i] for i in range(self.num_classes)]
         self.prec = cfg.TRAINER.PREC
-        self.model, self.regularisers = build_prompted_clip(cfg, classnames, self.device)
+        self.model, self.regularisers = build_prompted_clip(cfg, classnames, self.device,
+                                                            after_learner=self.after_learner_built)
         mods = self.trainable_modules()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optim = self.sched = None
@@ -264,34 +266,31 @@ class PromptTrainer(TrainerX):
     def load_model(self, directory: str | None, epoch: int | None = None) -> None:
         """Load the trainable state of every registered model from ``directory/<name>/``.
 
-        ``epoch``: N, a negative value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer).
-        Each module loads through :func:`load_trainable_state` (reference checkpoints accepted, strict otherwise).
+        Accepts our checkpoints and every reference layout (``trainers.reference_checkpoints``: explicit key
+        mappings; pickled schedulers are read safely by ``dassl.utils.load_checkpoint``). ``epoch``: N, a negative
+        value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer). The remaining keys load
+        strictly (:func:`load_state_into`).
         """
         if not directory:
             logger.info("Note that load_model() is skipped as no pretrained model is given")
             return
         if not osp.isdir(directory):
             raise CheckpointNotFoundError(f'model directory not found: "{directory}"')
-        for name in self.get_model_names():
-            fdir = osp.join(directory, name)
-            path = osp.join(fdir, self._resolve_model_file(fdir, None if epoch is None else int(epoch)))
-            ckpt = load_trainable_state(self._models[name], path, name)
-            self._model_epoch = ckpt.get("epoch")
+        for name, loaded in read_checkpoints(self, directory, None if epoch is None else int(epoch)).items():
+            log_ignored(name, loaded)
+            load_state_into(self._models[name], loaded.state, loaded.path, name, loaded.epoch)
+            self._model_epoch = loaded.epoch
         self.model.invalidate_cache()
 
+    def after_learner_built(self, learner: nn.Module, clip_model: nn.Module) -> None:
+        """Hook of the factory between the learner and the head (e.g. a reference's random-number consumption)."""
 
-def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, Any]:
-    """Load a checkpoint file's ``state_dict`` into ``module`` strictly; returns the checkpoint.
 
-    Accepts our checkpoints and the reference ones (``token_prefix``/``token_suffix`` are dropped, pickled
-    schedulers are read safely by ``dassl.utils.load_checkpoint``); a component may reshape itself first
+def load_state_into(module: nn.Module, state: dict[str, Any], path: str, name: str, epoch: Any = None) -> None:
+    """Load a (mapped) trainable ``state`` into ``module`` strictly; a component may reshape itself first
     (``adapt_to_state_dict``: DePT's classifier). A shape mismatch or a missing/unexpected key raises
-    :class:`ConfigError` explaining the likely cause.
-    """
-    ckpt = load_checkpoint(path)
-    state = dict(ckpt["state_dict"])
-    for key in DROPPED_CHECKPOINT_KEYS:
-        state.pop(key, None)
+    :class:`ConfigError` explaining the likely cause."""
+    state = dict(state)
     if isinstance(module, (Head, PromptLearner)):  # e.g. DePT resizes its classifier to the training classes
         module.adapt_to_state_dict(state)
     own = module.state_dict()
@@ -306,7 +305,17 @@ def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, A
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise ConfigError(f'checkpoint "{path}" does not match {name}: missing {missing}, unexpected {unexpected}')
-    logger.info(f'Loading weights to {name} from "{path}" (epoch = {ckpt.get("epoch")})')
+    logger.info(f'Loading weights to {name} from "{path}" (epoch = {epoch})')
     cast = {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()}
     module.load_state_dict(cast, strict=True)
+
+
+def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, Any]:
+    """Read one of our checkpoint files (the class-dependent buffers old CoOp files hold are dropped) and
+    :func:`load_state_into` ``module``; returns the checkpoint."""
+    ckpt = load_checkpoint(path)
+    state = dict(ckpt["state_dict"])
+    for key in DROPPED_CHECKPOINT_KEYS:
+        state.pop(key, None)
+    load_state_into(module, state, path, name, ckpt.get("epoch"))
     return ckpt

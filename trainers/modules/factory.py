@@ -7,7 +7,7 @@ the canonical nodes (filled by ``trainers.config.resolve_cfg``): ``MODEL.BACKBON
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -59,7 +59,9 @@ def validate_components(cfg) -> None:
 
 
 def build_prompted_clip(cfg, classnames: Sequence[str], device: torch.device | str,
-                        clip_model: nn.Module | None = None) -> tuple[PromptedCLIP, list[Regulariser]]:
+                        clip_model: nn.Module | None = None,
+                        after_learner: Callable[[nn.Module, nn.Module], None] | None = None,
+                        ) -> tuple[PromptedCLIP, list[Regulariser]]:
     """Build the frozen CLIP x learner x head and the regularisers (set up, on ``device``).
 
     Args:
@@ -67,6 +69,8 @@ def build_prompted_clip(cfg, classnames: Sequence[str], device: torch.device | s
         classnames: the C class names, in label order.
         device: where the model lives.
         clip_model: an already loaded CLIP to use instead of ``clip.load_clip(MODEL.BACKBONE.NAME, TRAINER.PREC)``.
+        after_learner: called as ``after_learner(learner, clip_model)`` between the learner and the head (a
+            trainer's hook, e.g. the KgCoOp reference's random-number consumption).
 
     Returns:
         (model, regularisers): only the learner's and the head's parameters require grad.
@@ -81,6 +85,8 @@ def build_prompted_clip(cfg, classnames: Sequence[str], device: torch.device | s
         check_input_cfg(cfg.INPUT, clip_model)  # INPUT.* vs the backbone's preprocessing (warnings; size error)
     logger.info("Building custom CLIP")
     learner = PROMPT_LEARNER_REGISTRY.build(learner_name, cfg, classnames, clip_model).to(device)
+    if after_learner is not None:
+        after_learner(learner, clip_model)
     head = HEAD_REGISTRY.build(head_name, cfg, clip_model, classnames).to(device)
     model = PromptedCLIP(clip_model, learner, head, text_chunk=int(cfg.MODEL.PROMPT_LEARNER.TEXT_CHUNK or 0))
     logger.info("Turning off gradients in both the image and the text encoder")

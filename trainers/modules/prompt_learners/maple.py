@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -66,6 +67,8 @@ class MaPLePromptLearner(CoOpPromptLearner):
       that replace the last n visual tokens before blocks ``1..J-1``.
 
     Dimensions come from the model (no hard-coded 512/768); casts are dtype-aware (fp16, fp32, amp).
+    Random draws (global torch CPU generator) in the reference's order: ``ctx`` only without init words (or
+    n > 4), then ``proj``'s default init, the J-1 deep text prompts, the one projection that is copied.
     ``forward()`` returns a :class:`PromptOutput` with all four prompt kinds. ``with_context(ctx)`` (Nemesis)
     replaces the first-layer text ctx only: deep prompts are unchanged and no visual prompts are returned.
     """
@@ -79,9 +82,13 @@ class MaPLePromptLearner(CoOpPromptLearner):
     ) -> None:
         MaPLeOptions(n_ctx=n_ctx, ctx_init=ctx_init, prompt_depth=prompt_depth)  # OptionError naming the key
         dv = vision_width(clip_model)
-        super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init="", csc=False, class_token_position="end",
-                         init_std=init_std)
         ctx_init = (ctx_init or "").replace("_", " ").strip()
+        # RNG parity with the reference: with init words (n <= 4) it draws NO random context, so the draw the
+        # CoOp constructor makes for its placeholder context is undone (fork_rng restores the CPU generator).
+        no_draw = torch.random.fork_rng(devices=[]) if ctx_init and n_ctx <= 4 else nullcontext()
+        with no_draw:
+            super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init="", csc=False,
+                             class_token_position="end", init_std=init_std)
         dtype = clip_model.dtype
         device = self.ctx.device
         if ctx_init and n_ctx <= 4:
@@ -98,8 +105,8 @@ class MaPLePromptLearner(CoOpPromptLearner):
         self.prompt_depth = prompt_depth
         self.proj = nn.Linear(self.ctx_dim, dv).to(device=device, dtype=dtype)
         self.compound_prompts_text = nn.ParameterList(
-            [nn.Parameter(torch.empty(n_ctx, self.ctx_dim, device=device).normal_(std=init_std))
-             for _ in range(prompt_depth - 1)]
+            [nn.Parameter(torch.empty(n_ctx, self.ctx_dim).normal_(std=init_std).to(device))  # CPU draws, as the
+             for _ in range(prompt_depth - 1)]  # reference (built on CPU, moved later)
         )
         single = nn.Linear(self.ctx_dim, dv).to(device)
         self.compound_prompt_projections = nn.ModuleList([copy.deepcopy(single) for _ in range(prompt_depth - 1)])
