@@ -63,6 +63,11 @@ class PromptTrainer(TrainerX):
     REFERENCE_NODES: tuple[str, ...] = ("TRAINER.COOP", "TRAINER.CoOp")
     DEFAULTS: dict[str, Any] = {}
 
+    @property
+    def LEARNER_NAME(self) -> str:  # noqa: N802 (the previous class attribute's name)
+        """Registered name (checkpoint folder) of the learner: its ``checkpoint_name``."""
+        return self.model.learner.checkpoint_name
+
     # -- config --------------------------------------------------------------------------------
     @classmethod
     def validate_cfg(cls, cfg) -> None:
