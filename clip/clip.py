@@ -323,7 +323,8 @@ def load(
     return model, _transform(model.visual.input_resolution, model.preprocess_cfg)
 
 
-_PRECISIONS = ("fp16", "fp32", "amp")
+PRECISIONS = ("fp16", "fp32", "amp")  # load_clip precisions (TRAINER.PREC)
+_PRECISIONS = PRECISIONS
 _warned_cpu_fp16 = False
 
 

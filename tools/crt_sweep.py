@@ -36,7 +36,7 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
+if ROOT not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, ROOT)
 
 logger = logging.getLogger("crt_sweep")
@@ -101,35 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _text_features_per_context(trainer, contexts: list, max_prompts: int) -> list:
-    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's ``ctx``).
+def _text_features_per_context(model, contexts: list, max_prompts: int) -> list:
+    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's context).
 
     The contexts are stacked and encoded in as few text-tower calls as ``max_prompts`` (prompts per call)
     allows, through ``learner.with_context([K, ...]) -> K*C prompts``. The first batched result is checked
-    bit for bit against the learner's own single-context path (``text_features()`` with the context copied in,
-    what a separate ``train.py`` run computes); on any difference (another backend whose kernels depend on
-    the batch size) every context is encoded on its own, so the outputs never depend on the batching.
+    bit for bit against the single-context path (``model.text_features()`` under ``model.context_override``, what
+    ``evaluate_context`` and a separate ``train.py`` run compute); on any difference (another backend whose
+    kernels depend on the batch size) every context is encoded on its own, so the outputs never depend on the
+    batching.
     """
     import torch
 
-    model = trainer.model
     learner = model.learner
-    n_cls = int(learner.n_cls) if hasattr(learner, "n_cls") else None
 
     def single(ctx):
-        original = learner.ctx.detach().clone()
-        try:
-            with torch.no_grad():
-                learner.ctx.copy_(ctx)
-            model.invalidate_cache()
+        with model.context_override(ctx):
             return model.text_features()[0]
-        finally:
-            with torch.no_grad():
-                learner.ctx.copy_(original)
-            model.invalidate_cache()
 
-    if n_cls is None:
-        return [single(c) for c in contexts]
+    n_cls = int(learner.n_cls)
     step = max(1, max_prompts // max(1, n_cls))
     out: list = []
     for i in range(0, len(contexts), step):
@@ -158,20 +148,36 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     import torch
 
-    import train
-    from dassl.engine import build_trainer
+    from dassl.config.setup import parse_args, setup_cfg
+    from dassl.data import DataManager
+    from dassl.engine import TrainerBase
+    from dassl.engine.preflight import preflight
+    from dassl.evaluation import build_evaluator
+    from dassl.utils.tools import atomic_write_text
+    from trainers.coop_crt import encode_images, evaluate_text_features, images_depend_on_context, save_data_pth
     from dassl.utils import run_record
-    from trainers.coop_crt import save_data_pth
     from trainers.corruption import corrupt_context
+    from trainers.modules.factory import build_prompted_clip
+    from trainers.prompt_trainer import load_trainable_state
 
     targs = ["--root", args.root, "--seed", str(todo[0][0]), "--trainer", "CoOpCRT",
              "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
     for c in args.config_file:
         targs += ["--config-file", c]
-    cfg = train.setup_cfg(train.parse_args(targs + list(args.opts)))
-    trainer = build_trainer(cfg)
+    cfg = setup_cfg(parse_args(targs + list(args.opts)))
+    preflight(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
+    dm = DataManager(cfg)
+    classnames = [dm.lab2cname[i] for i in range(dm.num_classes)]
+    model, _ = build_prompted_clip(cfg, classnames, device)
+    if images_depend_on_context(model.learner):
+        raise SystemExit("error: the corruption sweep needs a learner whose image features do not depend on the "
+                         "context (CoOp-style); run train.py --trainer CoOpCRT per setting instead")
+    evaluator = build_evaluator(cfg, lab2cname=dm.lab2cname)
+    name = model.learner.checkpoint_name
     start = time.time()
-    feats, labels = trainer.encode_test_images()  # once for the whole grid (the test split ignores the seed)
+    model.eval()
+    feats, labels = encode_images(model, dm.test_loader, device, cfg.TRAINER.PREC)  # once for the whole grid
     logger.info(f"encoded {sum(len(x) for x in labels)} test images in {time.time() - start:.1f}s")
     flat = torch.cat(feats).float()
     flat = (flat / flat.norm(dim=-1, keepdim=True)).half().cpu()  # data.pth's image_feature, computed once
@@ -180,17 +186,21 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     root_logger = logging.getLogger()
     if root_logger.getEffectiveLevel() > logging.INFO:
         root_logger.setLevel(logging.INFO)
-    trainer.set_model_mode("eval")
-    evaluator = trainer.evaluator
     for seed in sorted({t[0] for t in todo}):
         model_dir = args.model_dir.replace("{seed}", str(seed))
-        trainer.load_model(model_dir, epoch=args.load_epoch)
-        trainer.set_model_mode("eval")
-        original = trainer.model.learner.ctx.detach().clone()
+        if not osp.isdir(model_dir):
+            from dassl.utils.errors import CheckpointNotFoundError
+
+            raise CheckpointNotFoundError(f'model directory not found: "{model_dir}"')
+        fdir = osp.join(model_dir, name)
+        load_trainable_state(model.learner, osp.join(fdir, TrainerBase._resolve_model_file(fdir, args.load_epoch)),
+                             name)
+        model.eval()
+        original = model.learner.context_vectors().detach().clone()
         jobs = [t for t in todo if t[0] == seed]
         contexts = [corrupt_context(original, kind, pos, float(factor), seed=seed) for _, kind, pos, factor in jobs]
         with torch.no_grad():
-            text = _text_features_per_context(trainer, contexts, args.max_prompts)  # all settings of the seed
+            text = _text_features_per_context(model, contexts, args.max_prompts)  # all settings of the seed
         for (_, kind, pos, factor), ctx, text_features in zip(jobs, contexts, text):
             folder = setting_dir(args.output_base, kind, pos, factor, seed)
             os.makedirs(folder, exist_ok=True)  # an interrupted setting is redone in place (files overwritten)
@@ -200,12 +210,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 logger.info(f'Loading weights from "{model_dir}" (epoch = {args.load_epoch}); corrupt type={kind} '
                             f"position={pos} factor={factor} seed={seed}")
                 logger.info("Evaluate on the *test* set")
-                # what CoOpCRT.evaluate_features does, with this setting's text features
-                evaluator.reset()
-                with torch.no_grad():
-                    for f, lab in zip(feats, labels):
-                        evaluator.process(trainer.model.head(f, text_features), lab)
-                results = evaluator.evaluate()
+                results = evaluate_text_features(model, evaluator, text_features, feats, labels)
             finally:
                 root_logger.removeHandler(capture)
             save_data_pth(osp.join(folder, "data.pth"), flat, label_cat, text_features, ctx,
@@ -213,10 +218,9 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             record = {"split": "test", **{k: float(v) for k, v in results.items()},
                       "total": int(getattr(evaluator, "total", 0)),
                       "correct": int(getattr(evaluator, "correct", 0)), "epoch": args.load_epoch}
-            with open(osp.join(folder, "results.json"), "w") as f:
-                json.dump(record, f, indent=4)
-            with open(osp.join(folder, "log.txt"), "w") as f:
-                f.write("\n".join(capture.lines) + "\n")
+            atomic_write_text(json.dumps(record, indent=4) + "\n", osp.join(folder, "results.json"))
+            # written last: its macro_f1 marks completion
+            atomic_write_text("\n".join(capture.lines) + "\n", osp.join(folder, "log.txt"))
             # the completion record, last
             run_record.write_record(folder, "eval", {k: float(v) for k, v in results.items()},
                                     run_record.config_hash(cfg), epoch=args.load_epoch,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
 
 import torch
 from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY
 
-from .modules import PromptLearner
 from .prompt_trainer import PromptTrainer
 
 logger = logging.getLogger(__name__)
@@ -51,21 +49,20 @@ def consume_reference_dead_draws(clip_model: nn.Module) -> None:
 class KgCoOp(PromptTrainer):
     """The CoOp learner + the ``KgCoOp`` regulariser: ``CE + W * (1 - mean_c cos(t_c, w_c^clip))``.
 
-    Keys: ``TRAINER.COOP.{N_CTX, CSC, CTX_INIT, PREC, CLASS_TOKEN_POSITION, W, ALPHA (unused)}``. ``CTX_INIT``:
-    a string is used as given, the configs' boolean True means "a photo of a", False/"" random (the reference
-    ignored the string). The anchors come from the same frozen text encoder; amp covers the KG term too.
+    Keys: ``TRAINER.COOP.{N_CTX, CSC, CTX_INIT, PREC, CLASS_TOKEN_POSITION, W, ALPHA (unused)}`` (spellings of
+    ``MODEL.PROMPT_LEARNER.*``, ``TRAINER.PREC`` and ``REGULARISER.KGCOOP.W``). ``CTX_INIT``: a string is used as
+    given, the configs' boolean True means "a photo of a", False/"" random (the reference ignored the string).
+    The anchors come from the same frozen text encoder; amp covers the KG term too.
     The random draws of the reference's dead modules are consumed after the learner
     (:func:`consume_reference_dead_draws`), so seeded runs follow the reference's random stream.
     """
 
     LEARNER = "CoOpPromptLearner"
-    PROMPT_NODE = "COOP"
+    REFERENCE_NODES = ("TRAINER.COOP", "TRAINER.CoOp")
     REGULARISERS = ("KgCoOp",)
 
-    def build_learner(self, classnames: Sequence[str], clip_model: nn.Module) -> PromptLearner:
-        learner = super().build_learner(classnames, clip_model)
+    def after_learner_built(self, learner: nn.Module, clip_model: nn.Module) -> None:
         consume_reference_dead_draws(clip_model)
-        return learner
 
 
 @TRAINER_REGISTRY.register()

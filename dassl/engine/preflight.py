@@ -24,8 +24,11 @@ def check_trainer(cfg) -> None:
     if name not in TRAINER_REGISTRY:
         raise ConfigError(f"TRAINER.NAME: {TRAINER_REGISTRY.unknown_message(name)}")
     cls = TRAINER_REGISTRY.get(name)
-    # check_cfg only reads class attributes and the config: run it on an unbuilt instance
-    cls.check_cfg(object.__new__(cls), cfg)
+    validate = getattr(cls, "validate_cfg", None)  # class-level check (prompt trainers)
+    if callable(validate):
+        validate(cfg)
+    else:  # check_cfg only reads class attributes and the config: run it on an unbuilt instance
+        cls.check_cfg(object.__new__(cls), cfg)
 
 
 def preflight(cfg, args: argparse.Namespace | None = None) -> None:

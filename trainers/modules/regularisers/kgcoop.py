@@ -1,5 +1,5 @@
 """KgCoOp: Yao et al., "Visual-Language Prompt Tuning with Knowledge-guided Context Optimization", CVPR 2023
-(arXiv:2303.13283). Methods spec §8.
+(arXiv:2303.13283).
 
 The knowledge-guided term ``W * (1 - mean_c cos(t_c, w_c^clip))`` as a regulariser on any learner: ``t_c`` are the
 learned-prompt text features of the step (``output.text_features``, ``[C, D]``; ``[B, C, D]`` for
@@ -10,22 +10,37 @@ the reference's fp16-rounded anchors (COCOOP.md, KgCoOp).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from clip import clip
+
+from ..options import Options, OptionError, check_bool, check_number, option
 from ..registry import REGULARISER_REGISTRY
+from ..templates import kgcoop_template
 from .base import Regulariser
 
-def kgcoop_template(dataset_name: str) -> str:
-    """The hand-crafted template KgCoOp uses for ``dataset_name``: the ``kgcoop_overrides`` entry of the template
-    table (``trainers/data/templates.json``; KgCoOp differs from zero-shot CLIP only for DTD), else the zero-shot
-    CLIP entry, else the default "a photo of a {}."."""
-    from trainers.zsclip import load_templates
 
-    table = load_templates()
-    return table.get("kgcoop_overrides", {}).get(dataset_name) or table["dataset"].get(dataset_name, table["default"])
+@dataclass
+class KgCoOpOptions(Options):
+    """Options of :class:`KgCoOp` (node ``REGULARISER.KGCOOP``; reference spelling ``TRAINER.COOP.W``)."""
+
+    w: float = option(1.0, "W", "weight of the knowledge-guided term (scripts: 8.0; DePT configs: 2.0)")
+    template: str = option("", "TEMPLATE", '"" = the per-dataset KgCoOp template (zero-shot table + overrides)')
+    fp16_anchors: bool = option(False, "FP16_ANCHORS", "True: the reference's fp16-rounded anchors (exact comparison)")
+
+    def __post_init__(self) -> None:
+        check_number("W", self.w, low=0.0)
+        check_bool("FP16_ANCHORS", self.fp16_anchors)
+        if not isinstance(self.template, str) or (self.template and "{}" not in self.template):
+            raise OptionError("TEMPLATE", f'must contain "{{}}", got {self.template!r}')
+
+    def constructor_kwargs(self, cfg) -> dict[str, Any]:
+        return dict(w=float(self.w), template=self.template or kgcoop_template(cfg.DATASET.NAME),
+                    fp16_anchors=self.fp16_anchors)
 
 
 def kg_loss(text_features: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
@@ -44,7 +59,7 @@ def reference_kg_loss(text_features: torch.Tensor, anchors: torch.Tensor) -> tor
     return (1.0 - nn.functional.cosine_similarity(t, w, dim=-1, eps=1e-7).mean()).float()
 
 
-@REGULARISER_REGISTRY.register()
+@REGULARISER_REGISTRY.register(options=KgCoOpOptions)
 class KgCoOp(Regulariser):
     """Knowledge-guided context optimisation term.
 
@@ -68,8 +83,6 @@ class KgCoOp(Regulariser):
     @torch.no_grad()
     def setup(self, model: nn.Module, classnames: Sequence[str]) -> None:
         """Encode ``template.format(name)`` for every class with ``model.clip`` (frozen); anchors ``[C, D]``."""
-        from clip import clip
-
         texts = [self.template.format(c.replace("_", " ")) for c in classnames]
         device = model.clip.token_embedding.weight.device
         tokens = clip.tokenize(texts).to(device)
