@@ -59,7 +59,7 @@ def test_bad_input_one_error_line_exit_2(env, tmp_path, capsys, monkeypatch, ext
     monkeypatch.setenv("CLIP_CACHE_DIR", str(env["base"] / "empty_cache"))
     out = tmp_path / "finished_run"
     out.mkdir()
-    kept = {"config.yaml": "OPTIM:\n  LR: 0.002\n", "results.json": '{"accuracy": 50.0}\n', "log.txt": "Elapsed: 1\n"}
+    kept = {"config.yaml": "SEED: 1\n", "results.json": '{"accuracy": 50.0}\n', "log.txt": "Elapsed: 1\n"}
     for name, text in kept.items():
         (out / name).write_text(text)
     argv = ["--root", env["data"], "--seed", "1", "--dataset-config-file", os.path.join(DS, "eurosat.yaml"),

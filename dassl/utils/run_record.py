@@ -203,6 +203,8 @@ def compare_folder(folder: str, cfg: Any, args: Any = None) -> list[tuple[str, A
         return []
     rec_cfg, rec_args = rec
     diffs = diff_configs(rec_cfg, _requested_flat(cfg))
+    if rec_args is None:  # an older / foreign config.yaml: only the keys it has are compared
+        diffs = [d for d in diffs if d[1] != _ABSENT]
     if rec_args is not None and args is not None:
         now = result_args(args)
         for name in RESULT_ARGS:
