@@ -67,7 +67,9 @@ def grid(args) -> list[tuple[str, int, str]]:
         elif kind == "scale":
             out += [("scale", p, f) for p in args.positions for f in args.scale_factors]
         else:
-            raise SystemExit(f"error: unknown corruption type {kind!r} (original | replace | scale)")
+            from dassl.utils.errors import UsageError
+
+            raise UsageError(f"unknown corruption type {kind!r} (--types original | replace | scale)")
     return out
 
 
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-config-file", required=True)
     p.add_argument("--config-file", action="append", required=True)
     p.add_argument("--model-dir", required=True, help="model folder; '{seed}' is replaced by the seed")
-    p.add_argument("--load-epoch", type=int, required=True)
+    p.add_argument("--load-epoch", type=int, default=None,
+                   help="checkpoint epoch to evaluate (default: OPTIM.MAX_EPOCH of the config actually used, "
+                        "i.e. after --config-file and --opts)")
     p.add_argument("--output-base", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--types", nargs="+", default=["original"])
@@ -166,8 +170,32 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
              "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
     for c in args.config_file:
         targs += ["--config-file", c]
-    cfg = train.setup_cfg(train.parse_args(targs + list(args.opts)))
-    trainer = build_trainer(cfg)
+    from dassl.data.cache_policy import set_fewshot_cache_writable
+    from dassl.engine.preflight import preflight
+    from dassl.utils import set_random_seed
+
+    targv = train.parse_args(targs + list(args.opts))
+    cfg = train.setup_cfg(targv)
+    load_epoch = cfg.OPTIM.MAX_EPOCH if args.load_epoch is None else args.load_epoch
+    # every checkpoint (and the config) is checked before any image is encoded
+    for seed in sorted({t[0] for t in todo}):
+        targv.model_dir, targv.load_epoch = args.model_dir.replace("{seed}", str(seed)), load_epoch
+        preflight(cfg, targv)
+    from dassl.engine.preflight import context_length_of, prompt_settings
+    from dassl.utils.errors import ConfigError
+
+    n_ctx = context_length_of(prompt_settings(cfg))
+    bad = sorted({p for _, k, p, _ in todo if k != "original" and n_ctx is not None and not 0 <= p < n_ctx})
+    if bad:
+        raise ConfigError(f"--positions {' '.join(map(str, bad))} outside [0, {n_ctx}) (N_CTX = {n_ctx}): "
+                          f"pass positions from 0 to {n_ctx - 1}")
+    set_fewshot_cache_writable(False)  # an evaluation never writes a few-shot cache
+    try:
+        if cfg.SEED >= 0:
+            set_random_seed(cfg.SEED)  # seeded exactly as train.py seeds before building the trainer
+        trainer = build_trainer(cfg)
+    finally:
+        set_fewshot_cache_writable(True)
     start = time.time()
     feats, labels = trainer.encode_test_images()  # once for the whole grid (the test split ignores the seed)
     logger.info(f"encoded {sum(len(x) for x in labels)} test images in {time.time() - start:.1f}s")
@@ -182,7 +210,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     evaluator = trainer.evaluator
     for seed in sorted({t[0] for t in todo}):
         model_dir = args.model_dir.replace("{seed}", str(seed))
-        trainer.load_model(model_dir, epoch=args.load_epoch)
+        trainer.load_model(model_dir, epoch=load_epoch)
         trainer.set_model_mode("eval")
         original = trainer.model.learner.ctx.detach().clone()
         jobs = [t for t in todo if t[0] == seed]
@@ -200,7 +228,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             capture = _Capture()
             root_logger.addHandler(capture)
             try:
-                logger.info(f'Loading weights from "{model_dir}" (epoch = {args.load_epoch}); corrupt type={kind} '
+                logger.info(f'Loading weights from "{model_dir}" (epoch = {load_epoch}); corrupt type={kind} '
                             f"position={pos} factor={factor} seed={seed}")
                 logger.info("Evaluate on the *test* set")
                 # what CoOpCRT.evaluate_features does, with this setting's text features
@@ -215,7 +243,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                           results["accuracy"] / 100.0)
             record = {"split": "test", **{k: float(v) for k, v in results.items()},
                       "total": int(getattr(evaluator, "total", 0)),
-                      "correct": int(getattr(evaluator, "correct", 0)), "epoch": args.load_epoch}
+                      "correct": int(getattr(evaluator, "correct", 0)), "epoch": load_epoch}
             with open(osp.join(folder, "results.json"), "w") as f:
                 json.dump(record, f, indent=4)
             with open(osp.join(folder, "log.txt"), "w") as f:  # written last: its macro_f1 marks completion
@@ -228,10 +256,10 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         run()
-    except Exception as e:  # user errors: one line
-        from dassl.utils.errors import UsageError
+    except Exception as e:  # user errors (bad config, checkpoint, weights, data): one line, exit 2
+        import train
 
-        if isinstance(e, UsageError):
-            print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, train._user_error_types()):
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import os.path as osp
+import sys
 from typing import Any
 
 import torch
@@ -77,7 +78,7 @@ class CoOpCRT(PromptTrainer):
         """Raw image features and labels of the test split, one tensor per test batch."""
         self.set_model_mode("eval")
         feats, labels = [], []
-        for batch in tqdm(self.test_loader, desc="encode test images"):
+        for batch in tqdm(self.test_loader, desc="encode test images", file=sys.stderr, leave=False, disable=None):
             images, lab = self.parse_batch_test(batch)
             with self.autocast():
                 feats.append(self.model.encode_image(images))

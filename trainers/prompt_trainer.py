@@ -176,6 +176,9 @@ class PromptTrainer(TrainerX):
         self.prec = prec
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = clip.load_clip(cfg.MODEL.BACKBONE.NAME, precision=prec, device=self.device)
+        from dassl.engine.preflight import check_finite_backbone
+
+        check_finite_backbone(clip_model, cfg.MODEL.BACKBONE.NAME)  # NaN/Inf weights: error, not chance accuracy
         logger.info("Building custom CLIP")
         learner = self.build_learner(classnames, clip_model).to(self.device)
         head = self.build_head(classnames, clip_model).to(self.device)

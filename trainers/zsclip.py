@@ -35,6 +35,7 @@ class ZeroshotCLIP(PromptTrainer):
 
     LEARNER = "HandcraftedPrompts"
     PROMPT_NODE = None
+    ZERO_SHOT = True  # nothing is trained: --eval-only needs no --model-dir (dassl.engine.preflight)
 
     def precision(self) -> str:
         return self.cfg.TRAINER.ZSCLIP.PREC
