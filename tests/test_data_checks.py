@@ -270,3 +270,16 @@ def test_log_names_the_device_and_has_no_bars(env, capsys):
     assert "Device: cpu (" in log
     err = capsys.readouterr().err
     assert "it/s" not in err and "\r" not in err and "it/s" not in log  # stderr is not a terminal here
+
+
+def test_broken_stdout_still_writes_the_log(env):
+    """``train.py ... | head -1``: the reader goes away; log.txt is still complete, stderr has no logging tracebacks."""
+    import subprocess
+    import sys
+
+    cmd = " ".join([sys.executable, os.path.join(ROOT, "train.py"), *argv(env, "--eval-only", trainer="ZeroshotCLIP")])
+    r = subprocess.run(["bash", "-c", f"{cmd} | head -1; exit ${{PIPESTATUS[0]}}"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "Logging error" not in r.stderr and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
+    assert "macro_f1" in open(os.path.join(env["out"], "log.txt")).read().splitlines()[-1]

@@ -45,15 +45,30 @@ class Logger:
             self.file.flush()
 
     def write(self, msg: str) -> int:
-        self.console.write(msg)
+        self._to_console("write", msg)
         if self.file is not None and not self.file.closed:
             self.file.write(msg)
             if "\n" in msg:
                 self.file.flush()
         return len(msg)
 
+    def _to_console(self, method: str, *args) -> None:
+        """Echo to the console; a closed pipe (``train.py ... | head``) only ends the echo, never the log file."""
+        if getattr(self, "_console_closed", False):
+            return
+        try:
+            getattr(self.console, method)(*args)
+        except (BrokenPipeError, ValueError):  # reader went away / stream closed
+            self._console_closed = True
+            try:  # later flushes of the console (also at interpreter exit) go to /dev/null instead of raising
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.console.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass
+
     def flush(self) -> None:
-        self.console.flush()
+        self._to_console("flush")
         if self.file is not None and not self.file.closed:
             self.file.flush()
             try:
