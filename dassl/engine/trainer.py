@@ -264,7 +264,7 @@ class TrainerBase:
             epoch, it = getattr(self, "epoch", 0) + 1, getattr(self, "batch_idx", 0) + 1
             where = f"epoch {epoch}/{getattr(self, 'max_epoch', '?')}, iteration {it}/{getattr(self, 'num_batches', '?')}"
             raise NonFiniteLossError(
-                f"the training loss is {float(loss.detach().float().sum())} at {where}: lower OPTIM.LR, use "
+                f"Loss is infinite or NaN! ({float(loss.detach().float().sum())} at {where}): lower OPTIM.LR, use "
                 "PREC fp32, or check the data; no checkpoint was written for this epoch (the last good one is kept)"
             )
 
