@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="corrupted context position (CORRUPT.POSITION)")
     parser.add_argument("--crt-factor", type=float, default=None, help="corruption std or scale (CORRUPT.FACTOR)")
     parser.add_argument("--list", action="store_true", help="print the registered trainers, datasets, ... and exit")
+    parser.add_argument("--list-backbones", action="store_true",
+                        help="print the known CLIP backbones (OpenAI, open_clip tags) and which are on disk, and exit")
     return parser
 
 
@@ -237,8 +239,12 @@ def setup_cfg(args: argparse.Namespace):
         _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
     for path in args.config_file or []:
         _merge_file(cfg, path, "--config-file")
+    from clip.config import finalize_backbone_cfg, normalize_pretrained
+
+    normalize_pretrained(cfg)  # Dassl YAMLs' PRETRAINED True -> None, so that a tag merges
     reset_cfg(cfg, args)
     _merge_opts(cfg, list(getattr(args, "opts", []) or []))
+    finalize_backbone_cfg(cfg, get_cfg_default().INPUT)  # PRETRAINED a string; open_clip INPUT.* defaults
     validate_cfg(cfg)
     cfg.freeze()
     return cfg
@@ -336,7 +342,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     try:
         import clip  # noqa: PLC0415
 
-        for name in ("MissingWeightsError", "CorruptWeightsError"):
+        for name in ("MissingWeightsError", "CorruptWeightsError", "BackboneConfigError"):
             err = getattr(clip, name, None)
             if isinstance(err, type) and issubclass(err, BaseException):
                 types.append(err)
@@ -354,6 +360,11 @@ def cli(argv: list[str] | None = None) -> int:
             args = parse_args(argv)
             if args.list:
                 list_registries()
+                return 0
+            if args.list_backbones:
+                from clip.listing import print_backbones
+
+                print_backbones()
                 return 0
             main(args)
             return 0

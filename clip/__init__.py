@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from clip import clip
 from clip.clip import (
+    BackboneConfigError,
     CorruptWeightsError,
     MissingWeightsError,
     UnknownModelError,
@@ -21,6 +22,7 @@ from clip.clip import (
 from clip.model import CLIP, TextEncoder, build_clip_from_config, convert_weights
 
 __all__ = [
+    "BackboneConfigError",
     "CLIP",
     "CorruptWeightsError",
     "MissingWeightsError",

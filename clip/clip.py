@@ -9,6 +9,9 @@ Nothing is ever downloaded. A model name resolves, in this order, to:
 3. an existing file path.
 
 Both OpenAI TorchScript archives and plain state dicts (optionally under a ``state_dict`` key) are accepted.
+
+open_clip backbones (a model name plus a pretrained tag or file, ``hf-hub:ORG/NAME``, ``local-dir:FOLDER``) are
+resolved and read by :mod:`clip.openclip`; ``load`` and ``load_clip`` take them through their ``pretrained`` argument.
 """
 from __future__ import annotations
 
@@ -22,13 +25,14 @@ from collections.abc import Callable
 
 import torch
 
-from clip.errors import CorruptWeightsError, MissingWeightsError, UnknownModelError
+from clip.errors import BackboneConfigError, CorruptWeightsError, MissingWeightsError, UnknownModelError
 from clip.model import CLIP, build_model, convert_weights
 from clip.simple_tokenizer import SimpleTokenizer
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BackboneConfigError",
     "CorruptWeightsError",
     "MissingWeightsError",
     "UnknownModelError",
@@ -253,19 +257,53 @@ def _convert_image_to_rgb(image):
     return image.convert("RGB")
 
 
-def _transform(n_px: int) -> Callable:
-    """CLIP's test-time preprocessing: bicubic resize of the short side, centre crop, RGB, tensor, normalise."""
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def openai_preprocess_cfg(n_px: int) -> dict:
+    """The preprocessing OpenAI's checkpoints expect (``CLIP.preprocess_cfg`` of an OpenAI-name model)."""
+    return dict(size=n_px, mean=OPENAI_MEAN, std=OPENAI_STD, interpolation="bicubic", resize_mode="shortest",
+                source="openai")
+
+
+def _transform(n_px: int, preprocess_cfg: dict | None = None) -> Callable:
+    """CLIP's test-time preprocessing: bicubic resize of the short side, centre crop, RGB, tensor, normalise.
+
+    ``preprocess_cfg`` (an open_clip model's ``size/mean/std/interpolation/resize_mode``) replaces OpenAI's values;
+    ``resize_mode="squash"`` resizes both sides to ``n_px`` without cropping.
+    """
     from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
 
-    return Compose(
-        [
-            Resize(n_px, interpolation=InterpolationMode.BICUBIC),
-            CenterCrop(n_px),
-            _convert_image_to_rgb,
-            ToTensor(),
-            Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
-        ]
-    )
+    pp = dict(openai_preprocess_cfg(n_px), **(preprocess_cfg or {}))
+    interp = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
+              "nearest": InterpolationMode.NEAREST}.get(pp["interpolation"], InterpolationMode.BICUBIC)
+    n_px = int(pp["size"])
+    resize = [Resize((n_px, n_px), interpolation=interp)] if pp["resize_mode"] == "squash" else [
+        Resize(n_px, interpolation=interp), CenterCrop(n_px)]
+    return Compose([*resize, _convert_image_to_rgb, ToTensor(), Normalize(pp["mean"], pp["std"])])
+
+
+def _build_backbone(name: str | os.PathLike, pretrained, download_root, fp16: bool) -> CLIP:
+    """The CLIP of a backbone name (+ open_clip tag/file); ``fp16`` = OpenAI's half-precision weight layout."""
+    from clip import openclip
+
+    spec = None
+    if openclip.is_openclip_request(os.fspath(name), pretrained):
+        spec = openclip.resolve(os.fspath(name), pretrained)
+        if isinstance(spec, str):  # tag "openai": OpenAI's own file
+            name, spec = spec, None
+        else:
+            for note in spec.notes:
+                logger.warning(note)
+            logger.info(f"open_clip backbone {spec.name}{f' ({spec.tag})' if spec.tag else ''}: {spec.weights}")
+            return openclip.load_openclip(spec, fp16=fp16)
+    model = build_model(load_state_dict(name, download_root))
+    if not fp16:
+        model.float()
+    if os.fspath(name) in _MODELS and os.fspath(name) not in _LOCAL_MODELS:
+        model.preprocess_cfg = openai_preprocess_cfg(model.visual.input_resolution)
+    return model
 
 
 def load(
@@ -273,44 +311,50 @@ def load(
     device: str | torch.device = "cpu",
     jit: bool = False,
     download_root: str | os.PathLike | None = None,
+    pretrained: str | bool | None = None,
 ) -> tuple[CLIP, Callable]:
     """OpenAI-compatible ``load``: ``(model, preprocess)``; fp16 weights, made fp32 on a CPU device; eval mode.
 
-    ``jit=True`` is not supported (the non-JIT model is returned with a warning).
+    ``jit=True`` is not supported (the non-JIT model is returned with a warning). ``pretrained``: an open_clip tag or
+    weights file for an open_clip model name (see :mod:`clip.openclip`); the preprocessing is then the model's.
     """
     if jit:
         warnings.warn("clip.load(jit=True) is not supported; returning the non-JIT model", stacklevel=2)
-    model = build_model(load_state_dict(name, download_root)).to(device)
-    if torch.device(device).type == "cpu":
-        model.float()
-    return model, _transform(model.visual.input_resolution)
+    cpu = torch.device(device).type == "cpu"
+    model = _build_backbone(name, pretrained, download_root, fp16=not cpu).to(device).eval()
+    return model, _transform(model.visual.input_resolution, model.preprocess_cfg)
 
 
 _PRECISIONS = ("fp16", "fp32", "amp")
 _warned_cpu_fp16 = False
 
 
-def load_clip(backbone: str | os.PathLike, precision: str = "fp16", device: str | torch.device = "cpu") -> CLIP:
+def load_clip(
+    backbone: str | os.PathLike,
+    precision: str = "fp16",
+    device: str | torch.device = "cpu",
+    pretrained: str | bool | None = None,
+) -> CLIP:
     """The loader every trainer uses: a frozen, eval-mode CLIP on ``device``.
 
     Args:
-        backbone: model name (``ViT-B/16``, ``RN50``, ``TinySynth``, ...) or weights file.
+        backbone: model name (``ViT-B/16``, ``RN50``, ``TinySynth``, an open_clip name such as ``ViT-B-16``,
+            ``hf-hub:ORG/NAME``, ...) or weights file.
         precision: ``fp16`` keeps the checkpoint's half-precision weights (``convert_weights``); ``fp32`` and
             ``amp`` call ``.float()``. On a CPU device fp16 is replaced by fp32 (logged once per process).
         device: target device.
+        pretrained: ``MODEL.BACKBONE.PRETRAINED``: an open_clip pretrained tag or weights file (a bool or empty
+            string means none: OpenAI names and files load exactly as without it).
     """
     global _warned_cpu_fp16
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
-    model = build_model(load_state_dict(backbone))
     device = torch.device(device)
-    if precision in ("fp32", "amp"):
-        model.float()
-    elif device.type == "cpu":
-        if not _warned_cpu_fp16:
-            logger.warning("fp16 CLIP is not supported on CPU; using fp32 weights instead (PREC fp16 -> fp32)")
-            _warned_cpu_fp16 = True
-        model.float()
+    half = precision == "fp16" and device.type != "cpu"
+    if precision == "fp16" and device.type == "cpu" and not _warned_cpu_fp16:
+        logger.warning("fp16 CLIP is not supported on CPU; using fp32 weights instead (PREC fp16 -> fp32)")
+        _warned_cpu_fp16 = True
+    model = _build_backbone(backbone, pretrained, None, fp16=half)
     model.to(device).eval()
     model.requires_grad_(False)
     return model

@@ -1,7 +1,7 @@
 """Errors raised when CLIP weights are missing, unknown or unreadable (user-fixable: ``exit_code`` 2)."""
 from __future__ import annotations
 
-__all__ = ["CorruptWeightsError", "MissingWeightsError", "UnknownModelError"]
+__all__ = ["BackboneConfigError", "CorruptWeightsError", "MissingWeightsError", "UnknownModelError"]
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -16,5 +16,11 @@ class UnknownModelError(MissingWeightsError, RuntimeError):
 
 class CorruptWeightsError(RuntimeError):
     """A weights file is truncated, unreadable, fails its SHA-256 check, or does not describe a CLIP."""
+
+    exit_code = 2
+
+
+class BackboneConfigError(ValueError):
+    """The run's settings cannot work with the chosen backbone (e.g. ``INPUT.SIZE`` is not its image size)."""
 
     exit_code = 2

@@ -33,6 +33,7 @@ __all__ = [
     "Bottleneck",
     "CLIP",
     "LayerNorm",
+    "LayerScale",
     "ModifiedResNet",
     "QuickGELU",
     "ResidualAttentionBlock",
@@ -75,6 +76,27 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+class LayerScale(nn.Module):
+    """Per-channel residual-branch scale ``x * gamma`` (open_clip's ``ls_init_value`` models; key ``ls_1.gamma``)."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(init_value * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.to(x.dtype)
+
+
+#: MLP activations by setting name: OpenAI's checkpoints use QuickGELU, most open_clip LAION models exact GELU.
+ACTIVATIONS = {"quick_gelu": QuickGELU, "gelu": nn.GELU}
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
 def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
     """[B, L, D] -> [B, H, L, D/H]."""
     b, length, d = t.shape
@@ -101,29 +123,49 @@ def _mha_sdpa(x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool) -> 
 
 
 class ResidualAttentionBlock(nn.Module):
-    """Pre-LN block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``; batch-first input [B, L, D]."""
+    """Pre-LN block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``; batch-first input [B, L, D].
 
-    def __init__(self, d_model: int, n_head: int, causal: bool = False) -> None:
+    ``act`` is the MLP activation (``quick_gelu``: OpenAI; ``gelu``: most open_clip models), ``mlp_width`` the hidden
+    width (default ``4 * d_model``), ``layer_scale`` adds open_clip's ``ls_1``/``ls_2`` LayerScale on both branches.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        causal: bool = False,
+        act: str = "quick_gelu",
+        mlp_width: int | None = None,
+        layer_scale: bool = False,
+    ) -> None:
         super().__init__()
+        mlp_width = mlp_width or d_model * 4
         # Construction order (attn, ln_1, mlp.c_fc, mlp.c_proj, ln_2) fixes the RNG draws of the defaults inits.
         self.attn = nn.MultiheadAttention(d_model, n_head)
         self.ln_1 = LayerNorm(d_model)
         self.mlp = nn.Sequential(
             OrderedDict(
                 [
-                    ("c_fc", nn.Linear(d_model, d_model * 4)),
-                    ("gelu", QuickGELU()),
-                    ("c_proj", nn.Linear(d_model * 4, d_model)),
+                    ("c_fc", nn.Linear(d_model, mlp_width)),
+                    ("gelu", _activation(act)),
+                    ("c_proj", nn.Linear(mlp_width, d_model)),
                 ]
             )
         )
         self.ln_2 = LayerNorm(d_model)
+        if layer_scale:
+            self.ls_1 = LayerScale(d_model)
+            self.ls_2 = LayerScale(d_model)
+        self.layer_scale = layer_scale
         self.causal = causal
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         return _mha_sdpa(x, self.attn, self.causal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layer_scale:
+            x = x + self.ls_1(self.attention(self.ln_1(x)))
+            return x + self.ls_2(self.mlp(self.ln_2(x)))
         x = x + self.attention(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
@@ -153,12 +195,23 @@ class Transformer(nn.Module):
     Input and output are batch-first ``[B, L, width]`` (the OpenAI reference is sequence-first).
     """
 
-    def __init__(self, width: int, layers: int, heads: int, causal: bool = False) -> None:
+    def __init__(
+        self,
+        width: int,
+        layers: int,
+        heads: int,
+        causal: bool = False,
+        act: str = "quick_gelu",
+        mlp_width: int | None = None,
+        layer_scale: bool = False,
+    ) -> None:
         super().__init__()
         self.width = width
         self.layers = layers
         self.causal = causal
-        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads, causal) for _ in range(layers)])
+        self.resblocks = nn.ModuleList(
+            [ResidualAttentionBlock(width, heads, causal, act, mlp_width, layer_scale) for _ in range(layers)]
+        )
 
     def forward(
         self,
@@ -312,7 +365,16 @@ class VisionTransformer(nn.Module):
     """ViT image tower with optional shallow/deep visual prompts (VPT / MaPLe style)."""
 
     def __init__(
-        self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int
+        self,
+        input_resolution: int,
+        patch_size: int,
+        width: int,
+        layers: int,
+        heads: int,
+        output_dim: int,
+        act: str = "quick_gelu",
+        mlp_width: int | None = None,
+        layer_scale: bool = False,
     ) -> None:
         super().__init__()
         self.input_resolution = input_resolution
@@ -323,7 +385,7 @@ class VisionTransformer(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid**2 + 1, width))
         self.ln_pre = LayerNorm(width)
-        self.transformer = Transformer(width, layers, heads)
+        self.transformer = Transformer(width, layers, heads, act=act, mlp_width=mlp_width, layer_scale=layer_scale)
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
@@ -446,7 +508,13 @@ class _PromptTextMixin:
 
 
 class CLIP(_PromptTextMixin, nn.Module):
-    """Contrastive image/text model with OpenAI's attribute names and state-dict keys."""
+    """Contrastive image/text model with OpenAI's attribute names and state-dict keys.
+
+    The defaults of the keyword-only settings are OpenAI's architecture; open_clip's CLIP-family models set them
+    (``clip/openclip.py``): ``act`` (``quick_gelu`` | ``gelu``), ``vision_heads`` (default ``vision_width // 64``,
+    ResNet ``vision_width * 32 // 64``), ``vision_mlp_width`` / ``text_mlp_width`` (default ``4 * width``) and
+    ``vision_layer_scale`` / ``text_layer_scale`` (LayerScale on the residual branches).
+    """
 
     def __init__(
         self,
@@ -460,15 +528,25 @@ class CLIP(_PromptTextMixin, nn.Module):
         transformer_width: int,
         transformer_heads: int,
         transformer_layers: int,
+        *,
+        act: str = "quick_gelu",
+        vision_heads: int | None = None,
+        vision_mlp_width: int | None = None,
+        text_mlp_width: int | None = None,
+        vision_layer_scale: bool = False,
+        text_layer_scale: bool = False,
     ) -> None:
         super().__init__()
         self.context_length = context_length
+        self.act = act
+        #: image preprocessing the weights expect (size, mean, std, interpolation, resize_mode); None if unknown.
+        self.preprocess_cfg: dict | None = None
 
         if isinstance(vision_layers, (tuple, list)):
             self.visual: ModifiedResNet | VisionTransformer = ModifiedResNet(
                 layers=tuple(vision_layers),
                 output_dim=embed_dim,
-                heads=vision_width * 32 // 64,
+                heads=vision_heads or vision_width * 32 // 64,
                 input_resolution=image_resolution,
                 width=vision_width,
             )
@@ -480,11 +558,22 @@ class CLIP(_PromptTextMixin, nn.Module):
                 patch_size=vision_patch_size,
                 width=vision_width,
                 layers=vision_layers,
-                heads=max(vision_width // 64, 1),
+                heads=vision_heads or max(vision_width // 64, 1),
                 output_dim=embed_dim,
+                act=act,
+                mlp_width=vision_mlp_width,
+                layer_scale=vision_layer_scale,
             )
 
-        self.transformer = Transformer(transformer_width, transformer_layers, transformer_heads, causal=True)
+        self.transformer = Transformer(
+            transformer_width,
+            transformer_layers,
+            transformer_heads,
+            causal=True,
+            act=act,
+            mlp_width=text_mlp_width,
+            layer_scale=text_layer_scale,
+        )
         self.vocab_size = vocab_size
         self.token_embedding = nn.Embedding(vocab_size, transformer_width)
         self.positional_embedding = nn.Parameter(torch.empty(context_length, transformer_width))
@@ -633,7 +722,7 @@ def _infer_sizes(state_dict: dict[str, torch.Tensor]) -> dict:
         vision_patch_size = None
         image_resolution = out * 32
     transformer_width = sd["ln_final.weight"].shape[0]
-    return dict(
+    sizes = dict(
         embed_dim=sd["text_projection"].shape[1],
         image_resolution=image_resolution,
         vision_layers=vision_layers,
@@ -645,22 +734,40 @@ def _infer_sizes(state_dict: dict[str, torch.Tensor]) -> dict:
         transformer_heads=transformer_width // 64,
         transformer_layers=len({k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")}),
     )
+    # open_clip variants, only when present (OpenAI checkpoints never have them): MLP width, LayerScale
+    text_hidden = sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+    if text_hidden != 4 * transformer_width:
+        sizes["text_mlp_width"] = text_hidden
+    if "transformer.resblocks.0.ls_1.gamma" in sd:
+        sizes["text_layer_scale"] = True
+    if "visual.proj" in sd:
+        vision_hidden = sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+        if vision_hidden != 4 * vision_width:
+            sizes["vision_mlp_width"] = vision_hidden
+        if "visual.transformer.resblocks.0.ls_1.gamma" in sd:
+            sizes["vision_layer_scale"] = True
+    return sizes
 
 
-def build_model(state_dict: dict[str, torch.Tensor]) -> CLIP:
+def build_model(state_dict: dict[str, torch.Tensor], *, fp16: bool = True, **settings) -> CLIP:
     """Build a CLIP from an OpenAI-layout state dict: sizes inferred, fp16 weights (``convert_weights``), strict load.
 
     The model is constructed with the reference random initialisation first (the global torch RNG is consumed as
     in the reference), then overwritten by the checkpoint. Returns the model in eval mode. Raises
     ``clip.CorruptWeightsError`` (a RuntimeError) when the dict is not a complete CLIP state dict.
+
+    ``settings`` override inferred constructor arguments (what shapes cannot tell: ``act``, ``vision_heads``,
+    ``transformer_heads``); ``fp16=False`` keeps fp32 parameters (checkpoint values loaded without rounding).
     """
     sd = {k: v for k, v in state_dict.items() if k not in _JIT_METADATA_KEYS}
     try:
         sizes = _infer_sizes(sd)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise CorruptWeightsError(f"not an OpenAI-layout CLIP state dict (cannot infer the sizes: {exc!r})") from exc
+    sizes.update(settings)
     model = CLIP(**sizes)
-    convert_weights(model)
+    if fp16:
+        convert_weights(model)
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
@@ -679,8 +786,12 @@ def build_clip_from_config(
     transformer_width: int = 64,
     transformer_heads: int = 1,
     transformer_layers: int = 2,
+    **settings,
 ) -> CLIP:
-    """A small random fp32 CLIP for tests (a tuple ``vision_layers`` gives a ResNet image tower), in eval mode."""
+    """A small random fp32 CLIP for tests (a tuple ``vision_layers`` gives a ResNet image tower), in eval mode.
+
+    ``settings``: the keyword-only :class:`CLIP` options (``act="gelu"``, ``vision_heads``, ``vision_mlp_width``...).
+    """
     return CLIP(
         embed_dim=embed_dim,
         image_resolution=image_resolution,
@@ -692,4 +803,5 @@ def build_clip_from_config(
         transformer_width=transformer_width,
         transformer_heads=transformer_heads,
         transformer_layers=transformer_layers,
+        **settings,
     ).eval()

@@ -169,16 +169,20 @@ class PromptTrainer(TrainerX):
 
     def build_model(self) -> None:
         from clip import clip
+        from clip.config import check_input_cfg
 
         cfg = self.cfg
         classnames = [self.lab2cname[i] for i in range(self.num_classes)]
         prec = self.precision()
         self.prec = prec
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = clip.load_clip(cfg.MODEL.BACKBONE.NAME, precision=prec, device=self.device)
+        clip_model = clip.load_clip(
+            cfg.MODEL.BACKBONE.NAME, precision=prec, device=self.device, pretrained=cfg.MODEL.BACKBONE.PRETRAINED
+        )
         from dassl.engine.preflight import check_finite_backbone
 
         check_finite_backbone(clip_model, cfg.MODEL.BACKBONE.NAME)  # NaN/Inf weights: error, not chance accuracy
+        check_input_cfg(cfg.INPUT, clip_model)  # INPUT.* vs the backbone's preprocessing (warnings; size error)
         logger.info("Building custom CLIP")
         learner = self.build_learner(classnames, clip_model).to(self.device)
         head = self.build_head(classnames, clip_model).to(self.device)

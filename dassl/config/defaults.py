@@ -122,7 +122,9 @@ _C.MODEL.INIT_WEIGHTS = ""
 _C.MODEL.BACKBONE = CN()
 # The CLIP codebases put the CLIP model name here (RN50, ViT-B/16, ...)
 _C.MODEL.BACKBONE.NAME = ""
-_C.MODEL.BACKBONE.PRETRAINED = True
+# open_clip pretrained tag (e.g. laion2b_s34b_b88k) or weights file for an open_clip model name; "" = none
+# (OpenAI names and files). A string key: None here so that Dassl YAMLs' boolean True/False still merge.
+_C.MODEL.BACKBONE.PRETRAINED = None
 # Definition of embedding layers
 _C.MODEL.HEAD = CN()
 # If none, do not construct embedding layers, the backbone's output will be passed to the classifier

@@ -220,7 +220,7 @@ def _shapes_of_weights(path: str) -> dict[str, tuple] | None:
     return {k: tuple(v.shape) for k, v in obj.items() if hasattr(v, "shape")}
 
 
-def backbone_geometry(name: str) -> dict:
+def backbone_geometry(name: str, pretrained=None) -> dict:
     """``{"resolution": int | None, "text_width": int | None}`` of a backbone name or weights file, cheaply.
 
     Official names come from the model table; other files are read through ``mmap`` (shapes only).
@@ -231,6 +231,16 @@ def backbone_geometry(name: str) -> dict:
     from clip import clip as clip_lib
 
     out = {"resolution": KNOWN_RESOLUTIONS.get(name), "text_width": None}
+    try:
+        from clip import openclip
+    except ImportError:  # a clip package without open_clip support
+        openclip = None
+    if openclip is not None and openclip.is_openclip_request(name, pretrained):
+        spec = openclip.resolve(name, pretrained)  # missing files: MissingWeightsError with the fetch command
+        if isinstance(spec, str):  # OpenAI weights through the "openai" tag
+            return backbone_geometry(spec)
+        out["resolution"] = int(spec.preprocess["size"])
+        return out
     path = clip_lib.resolve_model_path(name)  # missing weights first (official files: SHA-256 cached per file)
     if name in KNOWN_RESOLUTIONS:
         return out
@@ -252,7 +262,7 @@ def check_backbone(cfg) -> dict:
     name = cfg.MODEL.BACKBONE.NAME
     if not name:
         return {}
-    geo = backbone_geometry(name)
+    geo = backbone_geometry(name, cfg.MODEL.BACKBONE.get("PRETRAINED"))
     res = geo.get("resolution")
     size = tuple(cfg.INPUT.SIZE)
     if res and size != (res, res):
