@@ -245,7 +245,9 @@ def backbone_geometry(name: str, pretrained=None) -> dict:
     if name in KNOWN_RESOLUTIONS:
         return out
     shapes = _shapes_of_weights(path)
-    if not shapes:
+    if not shapes:  # e.g. a TorchScript archive given by path: recognise OpenAI's file names
+        official = {url.rsplit("/", 1)[-1]: KNOWN_RESOLUTIONS.get(n) for n, url in getattr(clip_lib, "_MODELS", {}).items()}
+        out["resolution"] = official.get(os.path.basename(path))
         return out
     if "ln_final.weight" in shapes:
         out["text_width"] = shapes["ln_final.weight"][0]
