@@ -184,7 +184,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     from dassl.engine.preflight import context_length_of, prompt_settings
     from dassl.utils.errors import ConfigError
 
-    n_ctx = context_length_of(prompt_settings(cfg))
+    n_ctx = context_length_of(prompt_settings(cfg), cfg)
     bad = sorted({p for _, k, p, _ in todo if k != "original" and n_ctx is not None and not 0 <= p < n_ctx})
     if bad:
         raise ConfigError(f"--positions {' '.join(map(str, bad))} outside [0, {n_ctx}) (N_CTX = {n_ctx}): "

@@ -87,12 +87,24 @@ def prompt_settings(cfg) -> dict:
         return {}
 
 
-def context_length_of(settings: dict) -> int | None:
-    """Number of context vectors (``N_CTX``, or the words of ``CTX_INIT`` as the CoOp learner counts them)."""
+def context_length_of(settings: dict, cfg=None) -> int | None:
+    """Number of context vectors: the trainer's learner says (``context_length(n_ctx, ctx_init)`` hook); without
+    the hook ``N_CTX`` when no ``CTX_INIT`` is set, else unknown (None: the shape checks are skipped)."""
     if not settings or "N_CTX" not in settings:
         return None
-    init = (settings.get("CTX_INIT") or "").replace("_", " ").strip()
-    return len(init.split(" ")) if init else int(settings["N_CTX"])
+    hook = None
+    if cfg is not None:
+        try:
+            from trainers.modules import PROMPT_LEARNER_REGISTRY
+
+            name = getattr(_trainer_class(cfg), "LEARNER", None)
+            if name and name in PROMPT_LEARNER_REGISTRY:
+                hook = getattr(PROMPT_LEARNER_REGISTRY.get(name), "context_length", None)
+        except ImportError:
+            hook = None
+    if callable(hook):
+        return int(hook(settings["N_CTX"], settings.get("CTX_INIT") or ""))
+    return None if (settings.get("CTX_INIT") or "").strip() else int(settings["N_CTX"])
 
 
 def _node_name(cfg) -> str:
@@ -130,7 +142,7 @@ def check_corruption(cfg) -> None:
     kind = cfg.get("CORRUPT", {}).get("TYPE", "") if cfg.get("CORRUPT") is not None else ""
     if kind not in ("replace", "scale", "rescale"):
         return
-    n_ctx = context_length_of(prompt_settings(cfg))
+    n_ctx = context_length_of(prompt_settings(cfg), cfg)
     pos = cfg.CORRUPT.POSITION
     if isinstance(pos, bool) or not isinstance(pos, int):
         raise ConfigError(f"CORRUPT.POSITION (--corrupt-position) must be an integer, got {pos!r}")
@@ -155,7 +167,7 @@ def check_regularisers(cfg) -> None:
     except ImportError:  # the engine without the trainers package
         return
 
-    n_ctx = context_length_of(prompt_settings(cfg))
+    n_ctx = context_length_of(prompt_settings(cfg), cfg)
     for name in dict.fromkeys(names):
         check = getattr(REGULARISER_REGISTRY.get(name), "check_options", None)
         if not callable(check):
@@ -170,7 +182,7 @@ def check_regularisers(cfg) -> None:
 
 def check_prompt_length(cfg) -> None:
     """``SOT + N_CTX context tokens + >= 1 class-name token + '.' + EOT`` fits the 77-token context."""
-    n_ctx = context_length_of(prompt_settings(cfg))
+    n_ctx = context_length_of(prompt_settings(cfg), cfg)
     if n_ctx is None:
         return
     limit = CONTEXT_LENGTH - 4
@@ -392,7 +404,7 @@ def check_checkpoint_file(path: str, expect_ctx: tuple | None = None, what: str 
 
 def _expected_ctx(cfg, geo: dict) -> tuple | None:
     settings = prompt_settings(cfg)
-    n_ctx = context_length_of(settings)
+    n_ctx = context_length_of(settings, cfg)
     if n_ctx is None:
         return None
     return (3 if settings.get("CSC") else 2, n_ctx, geo.get("text_width"))

@@ -56,6 +56,12 @@ class CoOpPromptLearner(PromptLearner):
     or a stack ``[K, M, Dt]``/``[K, C, M, Dt]`` and returns ``[K*C, L, Dt]`` (context-major).
     """
 
+    @staticmethod
+    def context_length(n_ctx: int, ctx_init: str = "") -> int:
+        """Context vectors this learner builds from ``N_CTX``/``CTX_INIT`` (used by the pre-flight checks)."""
+        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        return len(ctx_init.split(" ")) if ctx_init else int(n_ctx)
+
     def __init__(
         self,
         classnames: Sequence[str],
