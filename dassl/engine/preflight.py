@@ -232,7 +232,7 @@ def _shapes_of_weights(path: str) -> dict[str, tuple] | None:
     return {k: tuple(v.shape) for k, v in obj.items() if hasattr(v, "shape")}
 
 
-def backbone_geometry(name: str, pretrained=None) -> dict:
+def backbone_geometry(name: str, pretrained=None, files: bool = True) -> dict:
     """``{"resolution": int | None, "text_width": int | None}`` of a backbone name or weights file, cheaply.
 
     Official names come from the model table; other files are read through ``mmap`` (shapes only).
@@ -248,11 +248,19 @@ def backbone_geometry(name: str, pretrained=None) -> dict:
     except ImportError:  # a clip package without open_clip support
         openclip = None
     if openclip is not None and openclip.is_openclip_request(name, pretrained):
-        spec = openclip.resolve(name, pretrained)  # missing files: MissingWeightsError with the fetch command
+        try:
+            spec = openclip.resolve(name, pretrained)  # missing files: MissingWeightsError with the fetch command
+        except FileNotFoundError:
+            if files:
+                raise
+            return out
         if isinstance(spec, str):  # OpenAI weights through the "openai" tag
-            return backbone_geometry(spec)
+            return backbone_geometry(spec, files=files)
         out["resolution"] = int(spec.preprocess["size"])
         return out
+    if not files:  # config-only mode: the model table, or a weights file that happens to exist
+        if name in KNOWN_RESOLUTIONS or not os.path.isfile(name):
+            return out
     path = clip_lib.resolve_model_path(name)  # missing weights first (official files: SHA-256 cached per file)
     if name in KNOWN_RESOLUTIONS:
         return out
@@ -271,12 +279,12 @@ def backbone_geometry(name: str, pretrained=None) -> dict:
     return out
 
 
-def check_backbone(cfg) -> dict:
+def check_backbone(cfg, files: bool = True) -> dict:
     """The weights exist and ``INPUT.SIZE`` equals the backbone's input resolution. Returns the geometry."""
     name = cfg.MODEL.BACKBONE.NAME
     if not name:
         return {}
-    geo = backbone_geometry(name, cfg.MODEL.BACKBONE.get("PRETRAINED"))
+    geo = backbone_geometry(name, cfg.MODEL.BACKBONE.get("PRETRAINED"), files=files)
     res = geo.get("resolution")
     size = tuple(cfg.INPUT.SIZE)
     if res and size != (res, res):
@@ -453,20 +461,23 @@ def check_resume_checkpoint(cfg, args, geo: dict) -> None:
     )
 
 
-def preflight(cfg, args: argparse.Namespace | None = None) -> None:
+def preflight(cfg, args: argparse.Namespace | None = None, files: bool = True) -> None:
     """Every check that needs neither the dataset nor CLIP. Must not write anything anywhere.
 
-    Also sets the process's few-shot cache mode (``dassl.data.cache_policy``): read-only for ``--eval-only``.
+    ``files=False`` (e.g. a sweep checked on the submitting machine) skips what depends on files on this machine:
+    weights, dataset folders and checkpoints. Also sets the process's few-shot cache mode
+    (``dassl.data.cache_policy``): read-only for ``--eval-only``.
     """
     check_trainer(cfg)
     check_command_line(cfg, args)
     check_regularisers(cfg)
     check_corruption(cfg)
     check_prompt_length(cfg)
-    geo = check_backbone(cfg)
-    check_dataset_path(cfg)
-    check_eval_checkpoints(cfg, args, geo)
-    check_resume_checkpoint(cfg, args, geo)
+    geo = check_backbone(cfg, files=files)
+    if files:
+        check_dataset_path(cfg)
+        check_eval_checkpoints(cfg, args, geo)
+        check_resume_checkpoint(cfg, args, geo)
     # the one setting (not a check): an evaluation never writes a few-shot cache into the data root
     from dassl.data.cache_policy import set_fewshot_cache_writable
 
