@@ -179,6 +179,9 @@ def _has_key(cfg, key: str) -> bool:
     return True
 
 
+YAML_CONFIG_EXTS = (".yaml", ".yml")
+
+
 def _merge_file(cfg, path: str, flag: str) -> None:
     import yaml
 
@@ -186,8 +189,17 @@ def _merge_file(cfg, path: str, flag: str) -> None:
 
     if not osp.isfile(path):
         raise ConfigError(f"config file not found: {path} ({flag})")
+    if osp.splitext(path)[1].lower() not in YAML_CONFIG_EXTS:
+        # yacs would execute a .py config: config files are data, never code
+        raise ConfigError(
+            f"{path} ({flag}) is not a YAML file: config files must end in .yaml or .yml (other files, e.g. Python, "
+            "are refused because loading them could run code); convert it to YAML"
+        )
     try:
-        cfg.merge_from_file(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        # = cfg.merge_from_file for YAML, without yacs' extension dispatch (which runs .py files)
+        cfg.merge_from_other_cfg(type(cfg).load_cfg(text))
     except KeyError as e:
         msg = str(e.args[0]) if e.args else str(e)
         m = re.search(r"Non-existent config key: (\S+)", msg)
@@ -310,6 +322,7 @@ def main(args: argparse.Namespace) -> None:
     logger.info("Collecting env info ...")
     logger.info(f"** System info **\n{_env_info(collect_env_info)}\n")
     logger.info(f"Git commit: {get_git_sha() or 'unknown'}")
+    __import__("dassl.utils.run_header", fromlist=["_"]).log_run_header(cfg, logger)  # transforms, git, versions, GPU
     trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)

@@ -8,7 +8,9 @@ Nothing is ever downloaded. A model name resolves, in this order, to:
    verification is remembered in ``<file>.sha256.json`` keyed by size and mtime);
 3. an existing file path.
 
-Both OpenAI TorchScript archives and plain state dicts (optionally under a ``state_dict`` key) are accepted.
+Both OpenAI TorchScript archives and plain state dicts (optionally under a ``state_dict`` key) are accepted. Archives
+are read as data (:mod:`clip.archive`: restricted unpickler, tensors straight from the zip); their TorchScript is
+never compiled or run, and ``torch.jit.load`` is not used. Plain files load with ``torch.load(weights_only=True)``.
 
 open_clip backbones (a model name plus a pretrained tag or file, ``hf-hub:ORG/NAME``, ``local-dir:FOLDER``) are
 resolved and read by :mod:`clip.openclip`; ``load`` and ``load_clip`` take them through their ``pretrained`` argument.
@@ -20,11 +22,11 @@ import json
 import logging
 import os
 import warnings
-import zipfile
 from collections.abc import Callable
 
 import torch
 
+from clip.archive import is_torchscript_archive, read_torchscript_state_dict
 from clip.errors import BackboneConfigError, CorruptWeightsError, MissingWeightsError, UnknownModelError
 from clip.model import CLIP, build_model, convert_weights
 from clip.simple_tokenizer import SimpleTokenizer
@@ -203,27 +205,10 @@ def resolve_model_path(name_or_path: str | os.PathLike, download_root: str | os.
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _is_torchscript_archive(path: str) -> bool:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for entry in zf.namelist():
-                parts = entry.split("/")
-                if len(parts) >= 2 and (parts[1] == "code" or parts[-1] == "constants.pkl"):
-                    return True
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return False
-
-
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    if _is_torchscript_archive(path):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                archive = torch.jit.load(path, map_location="cpu")
-            state_dict = dict(archive.state_dict())
-        except Exception as exc:  # noqa: BLE001 - any failure here means an unreadable archive
-            raise CorruptWeightsError(f"cannot read the TorchScript archive {path}: {exc}") from exc
+    if is_torchscript_archive(path):
+        # read as data (restricted unpickler, no TorchScript is compiled or run): see clip/archive.py
+        state_dict = read_torchscript_state_dict(path)
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -246,6 +231,18 @@ def load_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Plain OpenAI-layout state dict of a model name or weights file (TorchScript archive or saved state dict)."""
     return _read_state_dict(resolve_model_path(name_or_path, download_root))
+
+
+def _build_from(name_or_path: str | os.PathLike, download_root: str | os.PathLike | None = None) -> CLIP:
+    """``build_model(load_state_dict(...))``; an error about the weights names their file."""
+    path = resolve_model_path(name_or_path, download_root)
+    state_dict = _read_state_dict(path)
+    try:
+        return build_model(state_dict)
+    except CorruptWeightsError as exc:
+        if path in str(exc):
+            raise
+        raise CorruptWeightsError(f"{path}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -298,7 +295,7 @@ def _build_backbone(name: str | os.PathLike, pretrained, download_root, fp16: bo
                 logger.warning(note)
             logger.info(f"open_clip backbone {spec.name}{f' ({spec.tag})' if spec.tag else ''}: {spec.weights}")
             return openclip.load_openclip(spec, fp16=fp16)
-    model = build_model(load_state_dict(name, download_root))
+    model = _build_from(name, download_root)
     if not fp16:
         model.float()
     if os.fspath(name) in _MODELS and os.fspath(name) not in _LOCAL_MODELS:
@@ -315,7 +312,8 @@ def load(
 ) -> tuple[CLIP, Callable]:
     """OpenAI-compatible ``load``: ``(model, preprocess)``; fp16 weights, made fp32 on a CPU device; eval mode.
 
-    ``jit=True`` is not supported (the non-JIT model is returned with a warning). ``pretrained``: an open_clip tag or
+    ``jit=True`` is not supported (the non-JIT model is returned with a warning): running an archive's TorchScript
+    would mean trusting the file, so it is never done; the weights are read as data. ``pretrained``: an open_clip tag or
     weights file for an open_clip model name (see :mod:`clip.openclip`); the preprocessing is then the model's.
     """
     if jit:

@@ -34,12 +34,12 @@ def backbone_lines() -> list[str]:
         f"files in the Hugging Face cache {', '.join(openclip.hf_cache_dirs())} or in {root}/ORG/NAME):"
     )
     for r in supported:
-        if r["tag"] == "openai":
-            state = "-> the OpenAI file above"
+        if r["tag"] == "openai" and (r["path"] is None or r["path"] in clip._MODELS):
+            state = f"-> OpenAI's file ({r['path'] or 'see above'})"
         else:
             state = f"found    {r['path']}" if r["path"] else "missing"
         lines.append(f"  {r['model']:<28} {r['tag']:<34} {state}")
-    n_found = sum(1 for r in supported if r["path"] and r["tag"] != "openai")
+    n_found = sum(1 for r in supported if r["path"] and r["path"] not in clip._MODELS)
     lines.append(f"  ({len(supported)} tags of {len({r['model'] for r in supported})} models, {n_found} found locally)")
     unsupported: dict[str, str] = {}
     for r in rows:

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "OpenClipSpec",
+    "describe",
     "UnsupportedModelError",
     "hf_cache_dirs",
     "is_openclip_request",
@@ -170,6 +171,8 @@ def supported_reason(model_cfg: dict) -> str | None:
         return f"it uses the {t['hf_tokenizer_name']!r} tokenizer (only OpenAI's BPE tokenizer is available)"
     if t.get("vocab_size", 49408) != 49408:
         return f"its vocabulary has {t['vocab_size']} tokens (OpenAI's BPE has 49408)"
+    if t.get("context_length", 77) != 77:
+        return f"its text context is {t['context_length']} tokens (the tokenizer and prompt learners use 77)"
     checks = [
         (v.get("attentional_pool"), "attentional pooling in the image tower"),
         (v.get("no_ln_pre"), "an image tower without ln_pre"),
@@ -419,9 +422,12 @@ def resolve(name: str, pretrained=None) -> OpenClipSpec | str:
             f"{', '.join(tags) or 'none'} (or give a weights file path)"
         )
     url = tag_cfg.get("url") or ""
-    if _clean_tag(tag) == "openai":
-        openai = next((n for n, u in _MODELS.items() if url and u == url), None)
-        if openai is not None:
+    openai = next((n for n, u in _MODELS.items() if url and u == url), None) if _clean_tag(tag) == "openai" else None
+    if openai is not None:
+        # OpenAI's own file (SHA-256 checked by clip.clip) when it is there, else open_clip's copy on the hub
+        from clip.clip import _url_parts
+
+        if os.path.isfile(os.path.join(_clip_cache_dir(), _url_parts(_MODELS[openai])[0])):
             return openai
     quick = bool(tag_cfg.get("quick_gelu", False))
     notes = []
@@ -445,6 +451,8 @@ def resolve(name: str, pretrained=None) -> OpenClipSpec | str:
             return OpenClipSpec(cleaned, model_cfg, _preprocess(model_cfg, tag_cfg), found, quick, tag, notes)
         candidates.append(f"{' or '.join(files)} in {_search_text(repo_id)}")
         hint = _fetch_hint(repo_id, files)
+    if url and openai is not None:
+        return openai  # not on disk: clip.clip's error names OpenAI's file, folder and URL
     if url:
         file_name = os.path.basename(url)
         path = os.path.join(_clip_cache_dir(), file_name)
@@ -459,6 +467,21 @@ def resolve(name: str, pretrained=None) -> OpenClipSpec | str:
         f"open_clip weights for {cleaned!r} (tag {tag!r}) not found: looked for {'; and for '.join(candidates)}. "
         f"{hint}"
     )
+
+
+def describe(name: str, pretrained=None) -> dict | None:
+    """What a backbone expects, without reading its weights: ``{"resolution", "text_width", "embed_dim",
+    "preprocess", "weights"}`` for an open_clip request, None otherwise (OpenAI names and files: see ``clip.clip``).
+
+    Raises the errors of :func:`resolve` (unknown / unsupported / missing files). For checks before a run starts.
+    """
+    if not is_openclip_request(name, pretrained):
+        return None
+    spec = resolve(name, pretrained)
+    if isinstance(spec, str):
+        return None
+    return dict(resolution=spec.preprocess["size"], text_width=spec.model_cfg["text_cfg"].get("width", 512),
+                embed_dim=spec.model_cfg["embed_dim"], preprocess=dict(spec.preprocess), weights=spec.weights)
 
 
 # --------------------------------------------------------------------------------------------------------------------

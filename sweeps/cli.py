@@ -311,3 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. --dry-run | head
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0

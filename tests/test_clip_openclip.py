@@ -249,6 +249,14 @@ def test_names_tags_and_unsupported_models(empty_caches):
     # OpenAI weights through open_clip's "openai" tag are OpenAI's file and loader
     assert openclip.resolve("ViT-B-16", "openai") == "ViT-B/16"
     assert openclip.resolve("ViT-L-14-336-quickgelu", "openai") == "ViT-L/14@336px"
+    # ... or open_clip's copy of them in the Hugging Face cache when OpenAI's file is not there (QuickGELU)
+    snap = hf_snapshot(empty_caches / "hf", "timm/vit_base_patch16_clip_224.openai")
+    open(os.path.join(snap, "open_clip_model.safetensors"), "wb").close()
+    spec = openclip.resolve("ViT-B-16", "openai")
+    assert spec.quick_gelu and spec.weights == os.path.join(snap, "open_clip_model.safetensors")
+    (empty_caches / "clipcache").mkdir()
+    (empty_caches / "clipcache" / "ViT-B-16.pt").write_bytes(b"")
+    assert openclip.resolve("ViT-B-16", "openai") == "ViT-B/16"
     with pytest.raises(UnknownModelError, match="set MODEL.BACKBONE.PRETRAINED to one of its pretrained tags.*laion2b"):
         openclip.resolve("ViT-B-16", "")
     with pytest.raises(UnknownModelError, match="unknown pretrained tag 'laion9b'.*laion2b_s34b_b88k"):
@@ -263,6 +271,7 @@ def test_names_tags_and_unsupported_models(empty_caches):
         openclip.resolve("EVA02-B-16", "merged2b_s8b_b131k")
     with pytest.raises(UnknownModelError, match="leave MODEL.BACKBONE.PRETRAINED empty"):
         openclip.resolve("hf-hub:laion/x", "laion2b_s34b_b88k")
+    assert openclip.describe("ViT-B/16", None) is None and openclip.describe("ViT-B-16", "openai") is None
     # every CLIP-family config with OpenAI's tokenizer that open_clip ships is supported, the others are not
     configs = openclip._model_configs()
     for name in ("ViT-B-16", "ViT-B-32-quickgelu", "ViT-L-14", "ViT-L-14-336", "ViT-H-14-378-quickgelu", "ViT-bigG-14",
@@ -326,6 +335,8 @@ def test_input_defaults_follow_the_open_clip_model(empty_caches, caplog):
     write_repo(folder, make_openclip(cfg_model), cfg_model, "safetensors",
                preprocess={"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bilinear"})
     backbone = f"local-dir:{folder}"
+    info = openclip.describe(backbone)
+    assert info["resolution"] == 32 and info["text_width"] == 64 and info["weights"].endswith(".safetensors")
     cfg = train.setup_cfg(_args("--backbone", backbone))
     assert cfg.INPUT.SIZE == (32, 32) and cfg.INPUT.PIXEL_MEAN == [0.5, 0.5, 0.5]
     assert cfg.INPUT.PIXEL_STD == [0.5, 0.5, 0.5] and cfg.INPUT.INTERPOLATION == "bilinear"
@@ -489,3 +500,24 @@ def test_list_backbones(empty_caches, capsys):
                for line in lines)
     assert "NOT supported" in out and "ViT-B-16-SigLIP" in out
     assert any(line.split()[:1] == ["hf-hub:testorg/tiny"] for line in lines)
+
+
+def test_fp16_layout_matches_openai_checkpoints(empty_caches):
+    """PREC fp16 (GPU): linear/conv weights fp16, LayerNorm/embeddings/LayerScale fp32, as OpenAI's files; the
+    half model's features stay close to the fp32 ones (run here on CPU, which torch supports for fp16)."""
+    cfg_model, _ = ARCHS["vit_gelu_ls"]
+    folder = empty_caches / "half"
+    ref = make_openclip(cfg_model)
+    write_repo(folder, ref, cfg_model, "safetensors")
+    spec = openclip.resolve(f"local-dir:{folder}")
+    half = openclip.load_openclip(spec, fp16=True)
+    block = half.visual.transformer.resblocks[0]
+    assert half.dtype == torch.float16 and block.mlp.c_fc.weight.dtype == torch.float16
+    assert block.attn.in_proj_weight.dtype == torch.float16 and half.text_projection.dtype == torch.float16
+    assert block.ln_1.weight.dtype == torch.float32 and block.ls_1.gamma.dtype == torch.float32
+    assert half.token_embedding.weight.dtype == torch.float32 and half.visual.class_embedding.dtype == torch.float32
+    tokens = clip.tokenize(TEXTS)
+    with torch.no_grad():
+        out = half.encode_text(tokens)
+        want = ref.encode_text(tokens)
+    assert out.dtype == torch.float16 and (out.float() - want).abs().max() < 2e-2

@@ -20,8 +20,7 @@ def test_parse_test_res(tmp_path, capsys):
         d.mkdir(parents=True)
         (d / "log.txt").write_text(f"=> result\n* accuracy: 10.0%\nFinish training\n=> result\n* accuracy: {acc}%\nElapsed: 0:00:01\n")
     (tmp_path / "exp" / "notes.txt").write_text("stray")
-    with pytest.warns(UserWarning):
-        parse_test_res.main([str(tmp_path / "exp"), "--csv", str(tmp_path / "t.csv")])
+    parse_test_res.main([str(tmp_path / "exp"), "--csv", str(tmp_path / "t.csv")])  # the stray file is no run
     out = capsys.readouterr().out
     assert "* accuracy: 80.88% +- 0.38%" in out
     assert "80.88" in (tmp_path / "t.csv").read_text()
@@ -49,9 +48,23 @@ def test_plot_norms(tmp_path):
                     rec["test_acc"] = 50.0 + e
                 f.write(json.dumps(rec) + "\n")
         folders.append(str(d))
-    fig, (ax_pos, ax_mat, ax_acc) = plot_norms.make_figure(folders, ["CoOp", "Nemesis"])
-    assert len(ax_pos.lines) == 6 and len(ax_mat.lines) == 2 and len(ax_acc.lines) == 1
-    assert list(ax_pos.lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    fig, axes = plot_norms.make_figure(folders, ["CoOp", "Nemesis"])
+    # one per-position panel per run, 3 positions each, coloured by position on one sequential colormap
+    assert [len(ax.lines) for ax in axes.positions] == [3, 3]
+    assert list(axes.positions[0].lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    assert axes.positions[0].lines[0].get_color() != axes.positions[0].lines[2].get_color()
+    assert axes.positions[0].lines[0].get_color() == axes.positions[1].lines[0].get_color()
+    assert axes.colorbar is not None and axes.colorbar.ax.get_ylabel() == "prompt position"
+    assert len(axes.matrix.lines) == 2 and len(axes.accuracy.lines) == 1  # only the first run has test_acc
+    assert axes.positions[0].get_legend() is None  # no 3 x runs legend over the data
+    assert "CoOp" in fig._suptitle.get_text() and "Nemesis" in fig._suptitle.get_text()
+    assert all(float(t).is_integer() for t in axes.matrix.get_xticks())  # integer epoch ticks
+    # --positions highlights (thick + legend); no test accuracy -> no accuracy panel
+    fig, axes = plot_norms.make_figure(folders[1:], positions=[1])
+    widths = [ln.get_linewidth() for ln in axes.positions[0].lines]
+    assert widths[1] > widths[0] and widths[1] > widths[2]
+    assert [t.get_text() for t in axes.positions[0].get_legend().get_texts()] == ["position 1"]
+    assert axes.accuracy is None and len(fig.axes) == 3  # positions, matrix, colour bar
     out = tmp_path / "n.pdf"
     assert plot_norms.main(folders + ["-o", str(out)]) == 0 and out.stat().st_size > 1000
     assert plot_norms.main([str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")]) == 2

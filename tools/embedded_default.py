@@ -456,8 +456,7 @@ def plots(args, res: dict) -> dict:
             continue
         fig, _ = plot_norms.make_figure([f for f, _ in pairs], [lab for _, lab in pairs])
         fig.suptitle(f"SynthShapes {k} shots, seed {args.seeds[0]}: prompt norms over epochs "
-                     f"({' vs '.join(lab for _, lab in pairs)})", fontsize=10)
-        fig.tight_layout()
+                     f"({' vs '.join(lab for _, lab in pairs)})", fontsize=10)  # make_figure lays itself out
         path = osp.join(args.output, f"{name}.png")
         fig.savefig(path, dpi=130)
         plt.close(fig)

@@ -8,8 +8,12 @@
 
 Rules (engine.md §6.1): in each sub-folder's ``log.txt`` a value counts only after the end signal
 (``Finish training``; ``=> result`` with ``--test-log``); the regex ``\\* <keyword>: <number>%`` accepts one or
-two decimals, the last match wins. Entries without a log are skipped with a warning. ``--csv FILE`` /
-``--markdown`` write a table; ``--crt`` builds the corruption table (accuracy per setting, mean over seeds).
+two decimals, the last match wins. A finished run's completion record (``run.json``, see
+``dassl/utils/run_record.py``) is read first when it holds the keyword. Instead of CoOp's assertion, sub-folders
+without a finished result are listed on stderr with the reason (unfinished / interrupted run, an evaluation log read
+without ``--test-log``, no result block); stray files are ignored; when no folder has a result the exit status is 2.
+``--csv FILE`` / ``--markdown`` write a table; ``--crt`` builds the corruption table (accuracy per setting, mean over
+seeds).
 
 ``--base2new`` reads ``<dir>/train_base/<dataset>/<shots>/<trainer>/<cfg>/seed<S>`` (base accuracy: the final
 test of the training log) and the matching ``test_new/...`` folder (new accuracy: the evaluation log), for the
@@ -30,6 +34,12 @@ import warnings
 
 import numpy as np
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from dassl.utils.run_record import read_record, run_status  # noqa: E402
+
 
 def parse_log(path: str, keyword: str = "accuracy", test_log: bool = False) -> float | None:
     end_signal = "=> result" if test_log else "Finish training"
@@ -47,19 +57,73 @@ def parse_log(path: str, keyword: str = "accuracy", test_log: bool = False) -> f
     return value
 
 
-def collect(directory: str, keyword: str, test_log: bool) -> list[tuple[str, float]]:
+def _record_value(folder: str, keyword: str) -> float | None:
+    """``keyword`` from the completion record's results of a finished run (None without a usable record)."""
+    rec = read_record(folder)
+    if rec is None or not rec.get("finished"):
+        return None
+    results = rec.get("results")
+    v = results.get(keyword) if isinstance(results, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def why_missing(folder: str, keyword: str, test_log: bool) -> str:
+    """Why ``folder`` has no value: unfinished run, evaluation log read without ``--test-log``, no result lines."""
+    log = osp.join(folder, "log.txt")
+    if not osp.isdir(folder):
+        return "not a run folder"
+    status = run_status(folder)
+    if not osp.isfile(log):
+        return f"no log.txt ({status})" if status != "missing" else "no log.txt (empty folder: never started?)"
+    with open(log, errors="replace") as f:
+        lines = [ln.strip() for ln in f]
+    has_result = "=> result" in lines
+    if not test_log and "Finish training" not in lines and has_result:
+        return "an evaluation log (no 'Finish training'): parse it with --test-log"
+    if status in ("running", "interrupted"):
+        return f"unfinished run ({status}: no completion record, log does not end as finished)"
+    if not has_result:
+        return "the log has no '=> result' block (the run never evaluated)"
+    return f"no '* {keyword}: X%' line after the end signal"
+
+
+def collect(directory: str, keyword: str, test_log: bool, problems: list[str] | None = None) -> list[tuple[str, float]]:
+    """``[(log path, value)]`` of the finished runs in the sub-folders of ``directory``.
+
+    A run's value comes from its completion record (``run.json``) when it holds ``keyword``, else from its log.
+    Folders without a value are appended to ``problems`` with the reason (a warning when ``problems`` is None).
+    """
     out = []
     for name in sorted(n for n in os.listdir(directory) if not n.startswith(".")):
-        log = osp.join(directory, name, "log.txt")
-        if not osp.isfile(log):
-            warnings.warn(f"skipping {osp.join(directory, name)}: no log.txt")
-            continue
-        v = parse_log(log, keyword, test_log)
+        folder = osp.join(directory, name)
+        log = osp.join(folder, "log.txt")
+        if not osp.isdir(folder):
+            continue  # a stray file next to the seed folders (notes, a CSV): not a run
+        v = _record_value(folder, keyword)
+        if v is None and osp.isfile(log):
+            v = parse_log(log, keyword, test_log)
         if v is None:
-            warnings.warn(f"skipping {log}: no '* {keyword}:' after the end signal (unfinished run?)")
+            reason = why_missing(folder, keyword, test_log)
+            if problems is not None:
+                problems.append(f"{folder}: {reason}")
+            else:
+                warnings.warn(f"skipping {folder}: {reason}")
             continue
         out.append((log, v))
     return out
+
+
+def report_problems(directory: str, problems: list[str], found: int) -> None:
+    """One stderr block naming the seed folders without a finished result (and the --test-log hint)."""
+    if not problems:
+        return
+    print(f"note: {len(problems)} of {len(problems) + found} run folders under {directory} have no finished "
+          "result:", file=sys.stderr)
+    for p in problems:
+        print(f"  {p}", file=sys.stderr)
+    if any("--test-log" in p for p in problems):
+        print("  (evaluation folders, e.g. output/evaluation/... or test_new/..., are parsed with --test-log)",
+              file=sys.stderr)
 
 
 def summarize(values: list[float], ci95: bool) -> tuple[float, float]:
@@ -168,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = p.parse_args(argv)
     kw = args.keyword
+    if not osp.isdir(args.directory):
+        print(f"error: {args.directory} is not a folder (pass the folder holding the seed<S>/ run folders)",
+              file=sys.stderr)
+        return 2
     if args.base2new:
         rows = []
         try:
@@ -192,10 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         exps = [osp.join(args.directory, n) for n in sorted(os.listdir(args.directory)) if not n.startswith(".")
                 and osp.isdir(osp.join(args.directory, n))] if args.multi_exp else [args.directory]
         rows = []
+        all_problems: list[str] = []
         for exp in exps:
-            found = collect(exp, kw, args.test_log)
+            problems: list[str] = []
+            found = collect(exp, kw, args.test_log, problems)
             for log, v in found:
                 print(f"file: {log}. {kw}: {v:.2f}%. ")
+            report_problems(exp, problems, len(found))
+            all_problems += problems
             if not found:
                 continue
             mean, spread = summarize([v for _, v in found], args.ci95)
@@ -205,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             print("===")
             rows.append({"experiment": osp.basename(exp.rstrip("/")), "n": len(found), kw: round(mean, 2),
                          ("ci95" if args.ci95 else "std"): round(spread, 2)})
+        if not rows:
+            hint = " (evaluation runs: add --test-log)" if any("--test-log" in p for p in all_problems) else ""
+            print(f"error: no finished result found under {args.directory}{hint}; "
+                  + ("see the folders listed above" if all_problems else "it has no run sub-folders (seed*/)"),
+                  file=sys.stderr)
+            return 2
         if args.multi_exp and rows:
             print("===")
             print("Average performance")

@@ -24,6 +24,14 @@ class CheckpointNotFoundError(UsageError, FileNotFoundError):
     """A checkpoint file or folder the user pointed at (``--model-dir``, ``--resume``) does not exist."""
 
 
+class UnsafeFileError(UsageError, RuntimeError):
+    """A file given as data (checkpoint, cache, config) holds code: refused before anything in it is read."""
+
+
+class CorruptCheckpointError(UsageError, RuntimeError):
+    """A checkpoint file is empty, truncated or not a PyTorch checkpoint (names the file and what to do)."""
+
+
 class NonFiniteLossError(UsageError, FloatingPointError):
     """The training loss became NaN/Inf (names epoch and iteration; the last good checkpoint is kept)."""
 

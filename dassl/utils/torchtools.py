@@ -8,6 +8,8 @@ name; the ``checkpoint`` pointer file is updated (also atomically) only after th
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import os.path as osp
@@ -15,6 +17,7 @@ import pickle
 import random
 import shutil
 import warnings
+import zipfile
 from collections import OrderedDict
 from typing import Any
 
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointNotFoundError
+from .errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeFileError
 from .safe_pickle import InertStub, safe_pickle_module
 from .tools import atomic_open, atomic_write_text, mkdir_if_missing
 
@@ -141,44 +144,164 @@ def _map_location():
     return None if torch.cuda.is_available() else "cpu"
 
 
-def load_checkpoint(fpath: str | None) -> Any:
-    """Load a checkpoint safely.
+_TORCHSCRIPT_HINT = (
+    "refused because loading it would run its code. Checkpoints of prompt learners, heads and runs are plain "
+    "torch.save files of tensors; a TorchScript file here was not written by a training run (do not use a file of "
+    "unknown origin; CLIP weights belong in MODEL.BACKBONE.NAME, where archives are read as data)"
+)
 
-    First ``torch.load(weights_only=True)``. If that refuses the file (upstream Dassl checkpoints pickle
-    scheduler objects), it is read again through :mod:`dassl.utils.safe_pickle`: tensors, containers and
-    plain values load normally and every other pickled object becomes an inert stub that executed nothing.
+
+def _zip_entries(data: bytes) -> list[str] | None:
+    """Entry names of a zip file's bytes (Python's reader), or None when it is not a readable zip."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        return None
+
+
+def _torch_sees_torchscript(data: bytes) -> bool:
+    """torch.load's own test (``constants.pkl`` in the records) on the same bytes torch.load will get."""
+    buf = io.BytesIO(data)
+    try:
+        if not torch.serialization._is_zipfile(buf):
+            return False
+        buf.seek(0)
+        reader = torch._C.PyTorchFileReader(buf)
+        return "constants.pkl" in reader.get_all_records()
+    except Exception:  # noqa: BLE001 - torch cannot open it as a zip: torch.load will fail without dispatching
+        return False
+
+
+def _is_torchscript_bytes(data: bytes) -> bool:
+    names = _zip_entries(data)
+    if names is not None:
+        for entry in names:
+            parts = entry.split("/")
+            if (len(parts) >= 2 and parts[1] == "code") or parts[-1] == "constants.pkl":
+                return True
+    return _torch_sees_torchscript(data)
+
+
+class _JitRefused(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def _jit_load_refused():
+    """Defence in depth around ``torch.load(weights_only=False)``: its TorchScript dispatch raises instead."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise _JitRefused("torch.load tried to dispatch to torch.jit.load")
+
+    original = torch.jit.load
+    torch.jit.load = refuse
+    try:
+        yield
+    finally:
+        torch.jit.load = original
+
+
+def _first_stub(obj: Any, depth: int = 0) -> InertStub | None:
+    if isinstance(obj, InertStub):
+        return obj
+    if depth < 50 and isinstance(obj, dict):
+        obj = list(obj.values())
+    if depth < 50 and isinstance(obj, (list, tuple)):
+        for v in obj:
+            found = _first_stub(v, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _check_legacy(ckpt: Any, fpath: str) -> None:
+    """A legacy file read with inert stubs is a checkpoint only if its weights are tensors (stubs elsewhere,
+    e.g. a pickled scheduler, are what upstream Dassl writes)."""
+    stub = _first_stub(ckpt) if not isinstance(ckpt, dict) else _first_stub(ckpt.get("state_dict"))
+    if stub is None:
+        return
+    where = "instead of a checkpoint dict" if not isinstance(ckpt, dict) else "among its weights (state_dict)"
+    raise CorruptCheckpointError(
+        f"{fpath} is not a checkpoint: it holds a pickled object {stub.stub_module}.{stub.stub_name} {where}; "
+        "it was not executed (pickled objects are never run). Checkpoints of this codebase and of the reference "
+        "forks hold tensors there; do not use a file of unknown origin"
+    )
+
+
+def load_checkpoint(fpath: str | None) -> Any:
+    """Load a checkpoint as data; nothing in the file is ever executed.
+
+    The file is read once into memory and everything below works on those bytes:
+
+    1. A TorchScript archive (zip entries ``code/`` or ``constants.pkl``, by Python's zip reader and by torch's
+       own test) is refused with :class:`UnsafeFileError` before anything in it is unpickled: ``torch.load``
+       would hand it to ``torch.jit.load``, which runs its code.
+    2. ``torch.load(weights_only=True)``.
+    3. If that refuses the file (upstream Dassl checkpoints pickle scheduler objects), it is read again through
+       :mod:`dassl.utils.safe_pickle`: tensors, containers and plain values load normally and every other pickled
+       object becomes an inert stub that executed nothing (step 1 guarantees torch cannot dispatch to TorchScript).
 
     Raises:
         ValueError: ``fpath`` is None.
-        FileNotFoundError: the file does not exist.
+        CheckpointNotFoundError (a FileNotFoundError): the file does not exist.
+        UnsafeFileError: a TorchScript archive (code).
+        CorruptCheckpointError (a RuntimeError): empty, truncated or not a PyTorch checkpoint.
     """
     if fpath is None:
         raise ValueError("File path is None")
     fpath = osp.abspath(osp.expanduser(fpath))
     if not osp.exists(fpath):
         raise CheckpointNotFoundError(f'checkpoint not found at "{fpath}"')
+    if not osp.isfile(fpath):
+        raise CorruptCheckpointError(f"{fpath} is not a file (a checkpoint is a file written by torch.save)")
+    with open(fpath, "rb") as f:
+        data = f.read()
+    if not data:
+        raise CorruptCheckpointError(
+            f"{fpath} is empty (0 bytes), not a checkpoint: the run that wrote it was probably interrupted or the "
+            "disk was full; use another epoch's checkpoint or train again into a new OUTPUT_DIR"
+        )
+    if _is_torchscript_bytes(data):
+        raise UnsafeFileError(f"{fpath} is a TorchScript archive (code), not a checkpoint; {_TORCHSCRIPT_HINT}")
+    bad = (
+        f"cannot read checkpoint {fpath} ({len(data)} bytes): it is truncated or not a PyTorch checkpoint; "
+        "use another epoch's checkpoint or train again into a new OUTPUT_DIR"
+    )
     map_location = _map_location()
     try:
-        return torch.load(fpath, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, UnicodeDecodeError) as e:
         first_error = e
+    except Exception as e:  # noqa: BLE001 - EOFError, ValueError, ... on damaged files
+        raise CorruptCheckpointError(f"{bad} ({type(e).__name__}: {e})") from e
     for extra in ({}, {"encoding": "latin1"}):
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _jit_load_refused():
                 warnings.simplefilter("ignore")
                 ckpt = torch.load(
-                    fpath, map_location=map_location, weights_only=False, pickle_module=safe_pickle_module(), **extra
+                    io.BytesIO(data),
+                    map_location=map_location,
+                    weights_only=False,
+                    pickle_module=safe_pickle_module(),
+                    **extra,
                 )
         except UnicodeDecodeError:
             continue
-        except Exception as e:
-            raise RuntimeError(f'cannot read checkpoint "{fpath}": {e} (weights-only load said: {first_error})') from e
+        except _JitRefused as e:
+            raise UnsafeFileError(f"{fpath} is a TorchScript archive (code), not a checkpoint; {_TORCHSCRIPT_HINT}") from e
+        except Exception as e:  # noqa: BLE001 - anything here means an unreadable file
+            msg = " ".join(str(e).split())[:300]
+            raise CorruptCheckpointError(f"{bad} ({type(e).__name__}: {msg})") from e
+        _check_legacy(ckpt, fpath)
         logger.info(
             f"Note: {fpath} is a legacy checkpoint with pickled objects; read it with the restricted unpickler "
             "(pickled objects were replaced by inert stubs)"
         )
         return ckpt
-    raise RuntimeError(f'cannot read checkpoint "{fpath}": {first_error}')
+    raise CorruptCheckpointError(f"{bad} ({type(first_error).__name__}: {first_error})")
 
 
 def read_pointer(fdir: str) -> str | None:

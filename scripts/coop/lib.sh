@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Shared helpers of the CoOp / Nemesis / CRT scripts (sourced, not run).
-# Env: PYTHON (default python), OUTPUT_ROOT (default <repo>/output), SEEDS (default "1 2 3"),
+# Env: PYTHON (default python), OUTPUT_ROOT (default <repo>/output), SEEDS (default "1 2 3"; NSEEDS=N: 1..N),
 #      EXTRA_OPTS (extra KEY VALUE opts appended to every train.py call), DATA (datasets root).
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON="${PYTHON:-python}"
 OUTPUT_ROOT="${OUTPUT_ROOT:-$REPO/output}"
-SEEDS="${SEEDS:-1 2 3}"
+if [ -n "${NSEEDS:-}" ] && ! [[ "$NSEEDS" =~ ^[1-9][0-9]*$ ]]; then echo "error: NSEEDS must be a positive integer (e.g. NSEEDS=5), got '$NSEEDS'" >&2; exit 2; fi
+SEEDS="${SEEDS:-$(seq -s ' ' 1 "${NSEEDS:-3}")}"  # NSEEDS=5 or NSEEDS=10: seeds 1..N (the papers use 3)
 read -r -a EXTRA <<< "${EXTRA_OPTS:-}"
 
 require_data() {
