@@ -24,242 +24,39 @@ Wrong input (missing file, unknown trainer/dataset/config key, bad value) prints
 from __future__ import annotations
 
 import argparse
-import difflib
-import importlib
 import logging
-import os
 import os.path as osp
-import re
 import sys
 
 logger = logging.getLogger("train")
 
-EXTRA_MODULES_ENV = "PROMPTCLIP_EXTRA_MODULES"
+
+# The config (parser, merge order, plugin hooks) lives in dassl.config.setup / dassl.config.sources; these names
+# stay importable from train.py (thin lazy re-exports: importing train.py loads nothing heavy).
+_REEXPORTS = {
+    "EXTRA_MODULES_ENV": ("dassl.config.setup", "EXTRA_MODULES_ENV"),
+    "build_parser": ("dassl.config.setup", "build_parser"),
+    "parse_args": ("dassl.config.setup", "parse_args"),
+    "extend_cfg": ("dassl.config.setup", "extend_cfg"),
+    "reset_cfg": ("dassl.config.setup", "reset_cfg"),
+    "setup_cfg": ("dassl.config.setup", "setup_cfg"),
+    "validate_cfg": ("dassl.config.setup", "validate_cfg"),
+    "_import_plugins": ("dassl.config.setup", "import_plugins"),
+    "_merge_file": ("dassl.config.sources", "merge_file"),
+    "_merge_opts": ("dassl.config.sources", "merge_opts"),
+    "_has_key": ("dassl.config.sources", "has_key"),
+    "_key_hint": ("dassl.config.sources", "key_hint"),
+    "YAML_CONFIG_EXTS": ("dassl.config.sources", "YAML_CONFIG_EXTS"),
+}
 
 
-class _UsageArgumentParser(argparse.ArgumentParser):
-    """argparse that raises ``UsageError`` (one ``error:`` line) instead of printing usage and exiting."""
+def __getattr__(name: str):
+    if name in _REEXPORTS:
+        import importlib
 
-    def error(self, message: str):  # type: ignore[override]
-        from dassl.utils.errors import UsageError
-
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _UsageArgumentParser(
-        description="Prompt learning on CLIP (CoOp, CoCoOp, KgCoOp, MaPLe, DePT, Nemesis)",
-        allow_abbrev=False,
-        epilog="Trailing KEY VALUE pairs modify config options, e.g. OPTIM.MAX_EPOCH 5 DATASET.NUM_SHOTS 16.",
-    )
-    parser.add_argument("--root", type=str, default="", help="path to dataset")
-    parser.add_argument("--output-dir", type=str, default="", help="output directory")
-    parser.add_argument("--resume", type=str, default="",
-                        help="checkpoint directory (from which the training resumes; default: the output directory)")
-    parser.add_argument("--seed", type=int, default=-1, help="only non-negative values enable a fixed seed")
-    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
-    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
-    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    parser.add_argument("--config-file", type=str, action="append", default=None,
-                        help="path to a config file (repeatable: later files overlay earlier ones)")
-    parser.add_argument("--dataset-config-file", type=str, default="", help="path to config file for dataset setup")
-    parser.add_argument("--trainer", type=str, default="", help="name of trainer")
-    parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
-    parser.add_argument("--head", type=str, default="", help="name of head")
-    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
-    parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
-    parser.add_argument("--load-epoch", type=int,
-                        help="load model weights at this epoch for evaluation (negative: the newest)")
-    parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
-    parser.add_argument("--do-test", action="store_true", help="test after every epoch (sets TEST.DO_TEST)")
-    parser.add_argument("--corrupt-type", type=str, choices=["original", "replace", "scale"], default=None,
-                        help="prompt corruption at evaluation (sets CORRUPT.TYPE)")
-    parser.add_argument("--corrupt-position", type=int, default=None,
-                        help="corrupted context position (CORRUPT.POSITION)")
-    parser.add_argument("--crt-factor", type=float, default=None, help="corruption std or scale (CORRUPT.FACTOR)")
-    parser.add_argument("--list", action="store_true", help="print the registered trainers, datasets, ... and exit")
-    parser.add_argument("--list-backbones", action="store_true",
-                        help="print the known CLIP backbones (OpenAI, open_clip tags) and which are on disk, and exit")
-    return parser
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line; trailing ``KEY VALUE`` pairs end up in ``args.opts``."""
-    from dassl.utils.errors import UsageError
-
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    for i in range(0, len(rest), 2):
-        if rest[i].startswith("-"):
-            raise UsageError(f"unrecognized argument: {rest[i]} (config options are given as KEY VALUE pairs)")
-    args.opts = rest
-    return args
-
-
-# ---------------------------------------------------------------------------------------------- config
-def _import_plugins() -> None:
-    """Import the packages that register trainers and datasets, plus ``$PROMPTCLIP_EXTRA_MODULES``."""
-    from dassl.utils.errors import UsageError
-
-    importlib.import_module("datasets")
-    importlib.import_module("trainers")
-    for name in filter(None, (m.strip() for m in os.environ.get(EXTRA_MODULES_ENV, "").split(","))):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                raise UsageError(f"cannot import {name!r} listed in ${EXTRA_MODULES_ENV}: {e}") from e
-            raise
-
-
-def extend_cfg(cfg) -> None:
-    """Add the keys owned by train.py, then the dataset and trainer keys (``add_dataset_cfg``/``add_trainer_cfg``)."""
-    from yacs.config import CfgNode as CN
-
-    import datasets
-    import trainers
-
-    # Per-epoch test accuracy while training (Nemesis' --do-test)
-    cfg.TEST.DO_TEST = False
-    # Prompt corruption at evaluation (CoOpCRT): "" (off) | original | replace | scale
-    cfg.CORRUPT = CN()
-    cfg.CORRUPT.TYPE = ""
-    cfg.CORRUPT.POSITION = 0  # context position to corrupt
-    cfg.CORRUPT.FACTOR = 0.0  # replace: std of the new vector; scale: multiplier
-
-    datasets.add_dataset_cfg(cfg)
-    trainers.add_trainer_cfg(cfg)
-
-
-def reset_cfg(cfg, args: argparse.Namespace) -> None:
-    """Apply the named CLI flags (each only when given; ``--seed 0`` is honoured, negative means unseeded)."""
-    if args.root:
-        cfg.DATASET.ROOT = args.root
-    if args.output_dir:
-        cfg.OUTPUT_DIR = args.output_dir
-    if args.resume:
-        cfg.RESUME = args.resume
-    if args.seed is not None and args.seed >= 0:
-        cfg.SEED = args.seed
-    if args.source_domains:
-        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
-    if args.target_domains:
-        cfg.DATASET.TARGET_DOMAINS = args.target_domains
-    if args.transforms:
-        cfg.INPUT.TRANSFORMS = args.transforms
-    if args.trainer:
-        cfg.TRAINER.NAME = args.trainer
-    if args.backbone:
-        cfg.MODEL.BACKBONE.NAME = args.backbone
-    if args.head:
-        cfg.MODEL.HEAD.NAME = args.head
-    if args.do_test:
-        cfg.TEST.DO_TEST = True
-    if args.corrupt_type:
-        cfg.CORRUPT.TYPE = args.corrupt_type
-        if args.corrupt_position is not None:
-            cfg.CORRUPT.POSITION = args.corrupt_position
-        if args.crt_factor is not None:
-            cfg.CORRUPT.FACTOR = args.crt_factor
-
-
-def _key_hint(cfg, key: str) -> str:
-    from dassl.config import cfg_keys
-
-    close = difflib.get_close_matches(key, cfg_keys(cfg), n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
-def _has_key(cfg, key: str) -> bool:
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-YAML_CONFIG_EXTS = (".yaml", ".yml")
-
-
-def _merge_file(cfg, path: str, flag: str) -> None:
-    import yaml
-
-    from dassl.utils.errors import ConfigError
-
-    if not osp.isfile(path):
-        raise ConfigError(f"config file not found: {path} ({flag})")
-    if osp.splitext(path)[1].lower() not in YAML_CONFIG_EXTS:
-        # yacs would execute a .py config: config files are data, never code
-        raise ConfigError(
-            f"{path} ({flag}) is not a YAML file: config files must end in .yaml or .yml (other files, e.g. Python, "
-            "are refused because loading them could run code); convert it to YAML"
-        )
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        # = cfg.merge_from_file for YAML, without yacs' extension dispatch (which runs .py files)
-        cfg.merge_from_other_cfg(type(cfg).load_cfg(text))
-    except KeyError as e:
-        msg = str(e.args[0]) if e.args else str(e)
-        m = re.search(r"Non-existent config key: (\S+)", msg)
-        if m:
-            key = m.group(1)
-            raise ConfigError(f"unknown config key {key} in {path}{_key_hint(cfg, key)}") from None
-        raise ConfigError(f"{path}: {msg}") from None
-    except (ValueError, AssertionError, TypeError) as e:
-        raise ConfigError(f"{path}: {e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
-
-
-def _merge_opts(cfg, opts: list[str]) -> None:
-    from dassl.utils.errors import ConfigError
-
-    if not opts:
-        return
-    if len(opts) % 2 != 0:
-        raise ConfigError(f"config options must be KEY VALUE pairs, got an odd number of items: {' '.join(opts)}")
-    for key in opts[0::2]:
-        if not _has_key(cfg, key):
-            raise ConfigError(f"unknown config key {key} (command-line opts){_key_hint(cfg, key)}")
-    try:
-        cfg.merge_from_list(opts)
-    except (ValueError, AssertionError, KeyError, TypeError) as e:
-        raise ConfigError(f"bad command-line option: {e}") from None
-
-
-def validate_cfg(cfg) -> None:
-    """Engine checks (``dassl.config.validate_cfg``), then the packages' own ``validate_cfg`` hooks if any."""
-    from dassl.config import validate_cfg as validate_engine_cfg
-
-    validate_engine_cfg(cfg)
-    for pkg in ("datasets", "trainers"):
-        hook = getattr(sys.modules.get(pkg), "validate_cfg", None)
-        if callable(hook):
-            hook(cfg)
-
-
-def setup_cfg(args: argparse.Namespace):
-    """Build the frozen config from the parsed arguments (merge order in the module docstring)."""
-    from dassl.config import get_cfg_default
-
-    _import_plugins()
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
-    if args.dataset_config_file:
-        _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
-    for path in args.config_file or []:
-        _merge_file(cfg, path, "--config-file")
-    from clip.config import finalize_backbone_cfg, normalize_pretrained
-
-    normalize_pretrained(cfg)  # Dassl YAMLs' PRETRAINED True -> None, so that a tag merges
-    reset_cfg(cfg, args)
-    _merge_opts(cfg, list(getattr(args, "opts", []) or []))
-    finalize_backbone_cfg(cfg, get_cfg_default().INPUT)  # PRETRAINED a string; open_clip INPUT.* defaults
-    validate_cfg(cfg)
-    cfg.freeze()
-    return cfg
+        module, attr = _REEXPORTS[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -280,7 +77,9 @@ def list_registries() -> None:
     from dassl.data.datasets import DATASET_REGISTRY
     from dassl.engine import TRAINER_REGISTRY
 
-    _import_plugins()
+    from dassl.config.setup import import_plugins
+
+    import_plugins()
     registries = {"trainers": TRAINER_REGISTRY, "datasets": DATASET_REGISTRY}
     for pkg in ("trainers", "datasets"):
         extra = getattr(sys.modules.get(pkg), "REGISTRIES", None)
@@ -307,6 +106,8 @@ def main(args: argparse.Namespace) -> None:
     from dassl.utils.tools import atomic_write_text
 
     from dassl.engine.preflight import preflight
+
+    from dassl.config.setup import setup_cfg
 
     cfg = setup_cfg(args)
     preflight(cfg, args)  # everything checkable without data or CLIP, before anything is written
@@ -370,6 +171,8 @@ def cli(argv: list[str] | None = None) -> int:
 
     try:
         try:
+            from dassl.config.setup import parse_args
+
             args = parse_args(argv)
             if args.list:
                 list_registries()

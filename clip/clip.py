@@ -323,7 +323,8 @@ def load(
     return model, _transform(model.visual.input_resolution, model.preprocess_cfg)
 
 
-_PRECISIONS = ("fp16", "fp32", "amp")
+PRECISIONS = ("fp16", "fp32", "amp")  # load_clip precisions (TRAINER.PREC)
+_PRECISIONS = PRECISIONS
 _warned_cpu_fp16 = False
 
 
@@ -338,8 +339,9 @@ def load_clip(
     Args:
         backbone: model name (``ViT-B/16``, ``RN50``, ``TinySynth``, an open_clip name such as ``ViT-B-16``,
             ``hf-hub:ORG/NAME``, ...) or weights file.
-        precision: ``fp16`` keeps the checkpoint's half-precision weights (``convert_weights``); ``fp32`` and
-            ``amp`` call ``.float()``. On a CPU device fp16 is replaced by fp32 (logged once per process).
+        precision: ``fp16`` keeps the checkpoint's half-precision weights (``convert_weights``) on every device,
+            as the references do (a CPU runs fp16 correctly but slowly: warned once per process); ``fp32`` and
+            ``amp`` call ``.float()``.
         device: target device.
         pretrained: ``MODEL.BACKBONE.PRETRAINED``: an open_clip pretrained tag or weights file (a bool or empty
             string means none: OpenAI names and files load exactly as without it).
@@ -348,9 +350,10 @@ def load_clip(
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
     device = torch.device(device)
-    half = precision == "fp16" and device.type != "cpu"
-    if precision == "fp16" and device.type == "cpu" and not _warned_cpu_fp16:
-        logger.warning("fp16 CLIP is not supported on CPU; using fp32 weights instead (PREC fp16 -> fp32)")
+    half = precision == "fp16"  # fp16 means fp16 on every device (issue 13)
+    if half and device.type == "cpu" and not _warned_cpu_fp16:
+        logger.warning("PREC fp16 on CPU: half-precision CLIP as on a GPU (same numerics as the references), but "
+                       "CPU fp16 kernels are slow; set PREC fp32 for faster CPU runs")
         _warned_cpu_fp16 = True
     model = _build_backbone(backbone, pretrained, None, fp16=half)
     model.to(device).eval()

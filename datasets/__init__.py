@@ -28,4 +28,6 @@ from . import (  # noqa: F401  (imported for registration)
 from .config import add_dataset_cfg
 from .utils import SplitJsonDataset
 
+extend_cfg = add_dataset_cfg  # config hook called by dassl.config.setup.setup_cfg
+
 __all__ = ["DATASET_REGISTRY", "SplitJsonDataset", "add_dataset_cfg"]

@@ -19,6 +19,8 @@ class WnidFolderTestSet(SplitJsonDataset):
     def load_data(self) -> tuple[list[Datum], None, list[Datum]]:
         names_file = self.require_file(self.path("classnames.txt"), "class-name file")
         classnames = read_classnames(names_file)
+        #: the full label space in classnames.txt order (rows of an ImageNet-trained DePT reference head)
+        self.label_space_classnames = list(classnames.values())
         folders = list_class_folders(self.image_dir)
         labels = {wnid: label for label, wnid in enumerate(folders)}
         data = read_folder_data(self.image_dir, folders, labels, classnames, names_file)

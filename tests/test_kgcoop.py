@@ -73,7 +73,7 @@ def test_kgcoop_options_validation():
                                             "TRAINER.COOP.W", "2.0"]))
     from trainers.config import kgcoop_options
 
-    assert kgcoop_options(cfg) == {"w": 2.0, "template": "a photo of a {}, a type of texture."}
+    assert kgcoop_options(cfg) == {"w": 2.0, "template": "a photo of a {}, a type of texture.", "fp16_anchors": False}
     cfg.defrost()
     cfg.REGULARISER.KGCOOP.W = -1.0
     with pytest.raises(ConfigError, match="REGULARISER.KGCOOP.W"):
@@ -82,3 +82,36 @@ def test_kgcoop_options_validation():
     cfg.REGULARISER.KGCOOP.TEMPLATE = "no slot"
     with pytest.raises(ConfigError, match="TEMPLATE"):
         kgcoop_options(cfg)
+
+
+def test_fp16_anchors_switch_reproduces_the_reference(tmp_path):
+    """REGULARISER.KGCOOP.FP16_ANCHORS: the anchors of the reference's never-cast fp16 second CLIP, and its KG
+    arithmetic; ours (fp32 anchors) is exactly 0 at initialisation, the reference's is not (COCOOP.md)."""
+    from tests.helpers.tiny_clip import write_tiny_weights
+
+    path = write_tiny_weights(tmp_path / "w.pt")
+    names = ["dog", "cat", "car", "airplane", "tree", "red_panda"]
+    texts = [f"a photo of a {n.replace('_', ' ')}." for n in names]
+    half = clip.load_clip(path, precision="fp16")
+    with torch.no_grad():
+        ref = half.encode_text(clip.tokenize(texts))
+        ref_anchors = ref / ref.norm(dim=-1, keepdim=True)  # fp16, normalised in fp16 (reference)
+    cm = clip.load_clip(path, precision="fp32")
+    model = PromptedCLIP(cm, CoOpPromptLearner(names, cm, ctx_init="a photo of a"), Similarity(cm, names)).eval()
+    ours, fp16 = KgCoOp(template="a photo of a {}."), KgCoOp(template="a photo of a {}.", fp16_anchors=True)
+    ours.setup(model, names)
+    fp16.setup(model, names)
+    assert fp16.anchors.dtype == torch.float16 and torch.equal(fp16.anchors, ref_anchors)
+    assert ours.anchors.dtype == torch.float32
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+        t = out.text_features / out.text_features.norm(dim=-1, keepdim=True)
+        w = ref_anchors / ref_anchors.norm(dim=-1, keepdim=True)
+        hand = 1.0 - torch.nn.CosineSimilarity(dim=1, eps=1e-07)(t, w).mean()  # the reference's forward
+    assert ours(model, out, {})["kg_loss"].item() == 0.0  # ours: exactly 0 at init (template = init phrase)
+    got = fp16(model, out, {})["kg_loss"]
+    assert got.item() == pytest.approx(hand.item(), abs=0) and got.item() != 0.0 and abs(got.item()) < 1e-3
+    cfg = train.setup_cfg(train.parse_args(["--trainer", "KgCoOp", "REGULARISER.KGCOOP.FP16_ANCHORS", "True"]))
+    from trainers.config import kgcoop_options
+
+    assert kgcoop_options(cfg)["fp16_anchors"] is True

@@ -252,7 +252,7 @@ def test_every_method_yaml_merges_with_its_hyperparameters():
     # CoOp's global defaults stay CoOp's (DePT's overrides live in its YAMLs)
     cfg = train.setup_cfg(train.parse_args(["--trainer", "CoOp"]))
     assert (cfg.OPTIM.STAGED_LR, cfg.TRAIN.CHECKPOINT_FREQ, cfg.TRAINER.COOP.N_CTX) == (False, 0, 16)
-    assert cfg.TRAINER.COCOOP.N_CTX == 16 and cfg.MODEL.HEAD.NAME == ""
+    assert cfg.TRAINER.COCOOP.N_CTX == 16 and cfg.MODEL.HEAD.NAME == "Similarity"  # resolved: the trainer's head
     for ds in ("imagenet", "imagenet_a", "imagenet_r", "imagenet_sketch", "imagenetv2"):
         cfg = train.setup_cfg(train.parse_args(["--dataset-config-file", os.path.join(DS, f"{ds}.yaml")]))
         assert cfg.TRAINER.LINEAR_PROBE.LABEL_SPACE == "imagenet"

@@ -112,7 +112,7 @@ class ToyLearner(nn.Module):
     def context_vectors(self):
         return self.ctx
 
-    def with_context(self, ctx):
+    def with_context(self, ctx, image_features=None):
         self.calls += 1
         stack = ctx if ctx.dim() == 3 else ctx.unsqueeze(0)
         b = torch.tensor([0.0, 1.0])
@@ -180,4 +180,4 @@ def test_pun_only_and_constant_omega():
     terms = reg(model, SimpleNamespace(image_features=None), {"label": None})
     assert terms["norm_loss"].item() == pytest.approx(2.0 * (7.0 + 3.0) / 2)
     assert model.learner.calls == 0
-    assert reg.log_values()["v0_norm"] == pytest.approx(7.0)
+    assert reg.log_values()["nemesis_v0_norm"] == pytest.approx(7.0)

@@ -71,3 +71,18 @@ def test_git_commit_read_without_subprocess(tmp_path):
     (wt / ".git").write_text(f"gitdir: {repo / '.git' / 'worktrees' / 'wt'}\n")
     assert run_header.git_commit(str(wt)) == "b" * 40
     assert run_header.git_commit(str(tmp_path / "none")) is None and run_header.git_dirty(str(tmp_path)) is None
+
+
+def test_report_reads_a_real_run(tmp_path):
+    """tools/report.py on a folder written by the real train.py: the accuracy it reports is the run's own."""
+    from tools import report
+
+    out = _run(tmp_path, "output/eurosat/CoOp/rn50_ep50_1shots/nctx16_cscFalse_ctpend/seed1")
+    close_logger()
+    acc = json.loads((out / "results.json").read_text())["accuracy"]
+    rep = report.build_report(str(tmp_path / "output"))
+    (row,) = rep["single"]
+    assert (row["protocol"], row["dataset"], row["shots"], row["seeds"]) == ("fewshot", "eurosat", 1, ["seed1"])
+    assert row["mean"] == pytest.approx(acc) and row["unfinished"] == [] and row["missing"] == []
+    line = [ln for ln in (out / "log.txt").read_text().splitlines() if ln.startswith("* accuracy: ")][-1]
+    assert line == f"* accuracy: {row['mean']:.1f}%"

@@ -95,5 +95,8 @@ def test_nemesis_options_fallback_and_alias():
     cfg = train.setup_cfg(args)
     opts = nemesis_options(cfg, "CoOpNemesis")
     assert opts["a"] == 2.0 and opts["beta"] == 1.0 and opts["norm_type"] == "inf"
+    # TRAINER.COOP / TRAINER.CoOp are CoOp's spellings, not CoOpNemesis's (whose node is TRAINER.CoOpNemesis)
+    assert resolve_prompt_node(cfg)["N_CTX"] == 16 and resolve_prompt_node(cfg)["CSC"] is False
+    cfg = train.setup_cfg(train.parse_args(["--trainer", "CoOp", "TRAINER.CoOp.N_CTX", "8", "TRAINER.COOP.CSC", "True"]))
     s = resolve_prompt_node(cfg, "COOP")
     assert s["N_CTX"] == 8 and s["CSC"] is True

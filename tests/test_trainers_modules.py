@@ -75,12 +75,20 @@ def test_text_feature_cache_identical_and_invalidated(clip_model):
             assert len(calls) == 1  # cached
             recomputed = model.head(model.encode_image(images), model.encode_text(learner()))
             assert torch.equal(first, second) and torch.equal(first, recomputed)
-            learner.ctx.add_(1.0)  # in-place update (like an optimiser step) invalidates
+            original = learner.ctx.detach().clone()
+            learner.ctx.add_(1.0)  # an optimiser step: the trainer invalidates explicitly after it
+            bumped = learner.ctx.detach().clone()
+            model.invalidate_cache()
             third = model(images).logits
             assert len(calls) == 3 and not torch.equal(first, third)
+            learner.load_state_dict({"ctx": original})  # loading invalidates (post hook)
+            assert torch.equal(model(images).logits, first) and len(calls) == 4
+            with model.context_override(bumped):  # e.g. a corrupted context
+                assert torch.equal(model(images).logits, third) and len(calls) == 5
+            assert torch.equal(model(images).logits, first) and len(calls) == 6
         model.train()
         model(images)  # training: never cached, gradients flow to ctx
-        assert len(calls) == 4
+        assert len(calls) == 7
         assert not clip_model.training  # frozen CLIP stays in eval mode
     finally:
         clip_model.encode_prompts = orig
@@ -104,3 +112,29 @@ def test_corruption_types_and_errors():
             corrupt_context(ctx, "scale", bad, 0.1)
     with pytest.raises(ConfigError):
         corrupt_context(ctx, "blur", 0, 0.1)
+
+
+def test_evaluate_context_is_the_corrupted_single_path_and_leaves_the_context(clip_model):
+    from dassl.evaluation import build_evaluator
+    from trainers.coop_crt import evaluate_context
+
+    torch.manual_seed(0)
+    learner = CoOpPromptLearner(NAMES, clip_model, n_ctx=4)
+    model = PromptedCLIP(clip_model, learner, Similarity(clip_model, NAMES)).eval()
+    images, labels = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 0, 1, 1, 0])
+    with torch.no_grad():
+        feats = [model.encode_image(images[:3]), model.encode_image(images[3:])]
+    original = learner.ctx.detach().clone()
+    corrupted = corrupt_context(original, "scale", 1, 0.001)
+    from dassl.config import get_cfg_default
+
+    evaluator = build_evaluator(get_cfg_default(), lab2cname={0: NAMES[0], 1: NAMES[1]})
+    results, text = evaluate_context(model, evaluator, corrupted, feats, [labels[:3], labels[3:]])
+    assert torch.equal(learner.ctx, original)  # the corruption never reaches the learner's own context
+    with torch.no_grad():
+        learner.ctx.copy_(corrupted)
+        expected = model.encode_text(learner())
+        learner.ctx.copy_(original)
+    assert torch.equal(text, expected)
+    logits = torch.cat([model.head(f, expected) for f in feats])
+    assert results["accuracy"] == pytest.approx(100.0 * float((logits.argmax(-1) == labels).float().mean()))

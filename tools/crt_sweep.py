@@ -34,7 +34,7 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
+if ROOT not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, ROOT)
 
 logger = logging.getLogger("crt_sweep")
@@ -104,35 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _text_features_per_context(trainer, contexts: list, max_prompts: int) -> list:
-    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's ``ctx``).
+def _text_features_per_context(model, contexts: list, max_prompts: int) -> list:
+    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's context).
 
     The contexts are stacked and encoded in as few text-tower calls as ``max_prompts`` (prompts per call)
     allows, through ``learner.with_context([K, ...]) -> K*C prompts``. The first batched result is checked
-    bit for bit against the learner's own single-context path (``text_features()`` with the context copied in,
-    what a separate ``train.py`` run computes); on any difference (another backend whose kernels depend on
-    the batch size) every context is encoded on its own, so the outputs never depend on the batching.
+    bit for bit against the single-context path (``model.text_features()`` under ``model.context_override``, what
+    ``evaluate_context`` and a separate ``train.py`` run compute); on any difference (another backend whose
+    kernels depend on the batch size) every context is encoded on its own, so the outputs never depend on the
+    batching.
     """
     import torch
 
-    model = trainer.model
     learner = model.learner
-    n_cls = int(learner.n_cls) if hasattr(learner, "n_cls") else None
 
     def single(ctx):
-        original = learner.ctx.detach().clone()
-        try:
-            with torch.no_grad():
-                learner.ctx.copy_(ctx)
-            model.invalidate_cache()
+        with model.context_override(ctx):
             return model.text_features()[0]
-        finally:
-            with torch.no_grad():
-                learner.ctx.copy_(original)
-            model.invalidate_cache()
 
-    if n_cls is None:
-        return [single(c) for c in contexts]
+    n_cls = int(learner.n_cls)
     step = max(1, max_prompts // max(1, n_cls))
     out: list = []
     for i in range(0, len(contexts), step):
@@ -161,43 +151,56 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     import torch
 
-    import train
-    from dassl.engine import build_trainer
-    from trainers.coop_crt import save_data_pth
+    from dassl.config.setup import parse_args, setup_cfg
+    from dassl.data import DataManager
+    from dassl.engine import TrainerBase
+    from dassl.engine.preflight import preflight
+    from dassl.evaluation import build_evaluator
+    from dassl.utils.tools import atomic_write_text
+    from trainers.coop_crt import encode_images, evaluate_text_features, images_depend_on_context, save_data_pth
     from trainers.corruption import corrupt_context
+    from trainers.modules.factory import build_prompted_clip
+    from trainers.prompt_trainer import load_trainable_state
 
     targs = ["--root", args.root, "--seed", str(todo[0][0]), "--trainer", "CoOpCRT",
              "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
     for c in args.config_file:
         targs += ["--config-file", c]
     from dassl.data.cache_policy import set_fewshot_cache_writable
-    from dassl.engine.preflight import preflight
+    from dassl.engine.preflight import context_length_of, prompt_settings
     from dassl.utils import set_random_seed
+    from dassl.utils.errors import ConfigError
 
-    targv = train.parse_args(targs + list(args.opts))
-    cfg = train.setup_cfg(targv)
+    targv = parse_args(targs + list(args.opts))
+    cfg = setup_cfg(targv)
     load_epoch = cfg.OPTIM.MAX_EPOCH if args.load_epoch is None else args.load_epoch
     # every checkpoint (and the config) is checked before any image is encoded
     for seed in sorted({t[0] for t in todo}):
         targv.model_dir, targv.load_epoch = args.model_dir.replace("{seed}", str(seed)), load_epoch
         preflight(cfg, targv)
-    from dassl.engine.preflight import context_length_of, prompt_settings
-    from dassl.utils.errors import ConfigError
-
     n_ctx = context_length_of(prompt_settings(cfg), cfg)
     bad = sorted({p for _, k, p, _ in todo if k != "original" and n_ctx is not None and not 0 <= p < n_ctx})
     if bad:
         raise ConfigError(f"--positions {' '.join(map(str, bad))} outside [0, {n_ctx}) (N_CTX = {n_ctx}): "
                           f"pass positions from 0 to {n_ctx - 1}")
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
     set_fewshot_cache_writable(False)  # an evaluation never writes a few-shot cache
     try:
         if cfg.SEED >= 0:
-            set_random_seed(cfg.SEED)  # seeded exactly as train.py seeds before building the trainer
-        trainer = build_trainer(cfg)
+            set_random_seed(cfg.SEED)  # seeded exactly as train.py seeds before building the data
+        dm = DataManager(cfg)
     finally:
         set_fewshot_cache_writable(True)
+    classnames = [dm.lab2cname[i] for i in range(dm.num_classes)]
+    model, _ = build_prompted_clip(cfg, classnames, device)
+    if images_depend_on_context(model.learner):
+        raise SystemExit("error: the corruption sweep needs a learner whose image features do not depend on the "
+                         "context (CoOp-style); run train.py --trainer CoOpCRT per setting instead")
+    evaluator = build_evaluator(cfg, lab2cname=dm.lab2cname)
+    name = model.learner.checkpoint_name
     start = time.time()
-    feats, labels = trainer.encode_test_images()  # once for the whole grid (the test split ignores the seed)
+    model.eval()
+    feats, labels = encode_images(model, dm.test_loader, device, cfg.TRAINER.PREC)  # once for the whole grid
     logger.info(f"encoded {sum(len(x) for x in labels)} test images in {time.time() - start:.1f}s")
     flat = torch.cat(feats).float()
     flat = (flat / flat.norm(dim=-1, keepdim=True)).half().cpu()  # data.pth's image_feature, computed once
@@ -206,22 +209,26 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     root_logger = logging.getLogger()
     if root_logger.getEffectiveLevel() > logging.INFO:
         root_logger.setLevel(logging.INFO)
-    trainer.set_model_mode("eval")
-    evaluator = trainer.evaluator
     for seed in sorted({t[0] for t in todo}):
         model_dir = args.model_dir.replace("{seed}", str(seed))
-        trainer.load_model(model_dir, epoch=load_epoch)
-        trainer.set_model_mode("eval")
-        original = trainer.model.learner.ctx.detach().clone()
+        if not osp.isdir(model_dir):
+            from dassl.utils.errors import CheckpointNotFoundError
+
+            raise CheckpointNotFoundError(f'model directory not found: "{model_dir}"')
+        fdir = osp.join(model_dir, name)
+        load_trainable_state(model.learner, osp.join(fdir, TrainerBase._resolve_model_file(fdir, load_epoch)),
+                             name)
+        model.eval()
+        original = model.learner.context_vectors().detach().clone()
         jobs = [t for t in todo if t[0] == seed]
         contexts = [corrupt_context(original, kind, pos, float(factor), seed=seed) for _, kind, pos, factor in jobs]
         with torch.no_grad():
-            text = _text_features_per_context(trainer, contexts, args.max_prompts)  # all settings of the seed
+            text = _text_features_per_context(model, contexts, args.max_prompts)  # all settings of the seed
         for (_, kind, pos, factor), ctx, text_features in zip(jobs, contexts, text):
             folder = setting_dir(args.output_base, kind, pos, factor, seed)
             if osp.isdir(folder):
-                for name in os.listdir(folder):  # redo an interrupted setting: empty only its folder
-                    path = osp.join(folder, name)
+                for fname in os.listdir(folder):  # redo an interrupted setting: empty only its folder
+                    path = osp.join(folder, fname)
                     if osp.isfile(path):
                         os.remove(path)
             os.makedirs(folder, exist_ok=True)
@@ -231,12 +238,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 logger.info(f'Loading weights from "{model_dir}" (epoch = {load_epoch}); corrupt type={kind} '
                             f"position={pos} factor={factor} seed={seed}")
                 logger.info("Evaluate on the *test* set")
-                # what CoOpCRT.evaluate_features does, with this setting's text features
-                evaluator.reset()
-                with torch.no_grad():
-                    for f, lab in zip(feats, labels):
-                        evaluator.process(trainer.model.head(f, text_features), lab)
-                results = evaluator.evaluate()
+                results = evaluate_text_features(model, evaluator, text_features, feats, labels)
             finally:
                 root_logger.removeHandler(capture)
             save_data_pth(osp.join(folder, "data.pth"), flat, label_cat, text_features, ctx,
@@ -244,10 +246,9 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             record = {"split": "test", **{k: float(v) for k, v in results.items()},
                       "total": int(getattr(evaluator, "total", 0)),
                       "correct": int(getattr(evaluator, "correct", 0)), "epoch": load_epoch}
-            with open(osp.join(folder, "results.json"), "w") as f:
-                json.dump(record, f, indent=4)
-            with open(osp.join(folder, "log.txt"), "w") as f:  # written last: its macro_f1 marks completion
-                f.write("\n".join(capture.lines) + "\n")
+            atomic_write_text(json.dumps(record, indent=4) + "\n", osp.join(folder, "results.json"))
+            # written last: its macro_f1 marks completion
+            atomic_write_text("\n".join(capture.lines) + "\n", osp.join(folder, "log.txt"))
             accs[folder] = float(results["accuracy"])
     return accs
 

@@ -75,6 +75,7 @@ def fewshot_figure(rep: dict, paper: dict | None = None, title: str = ""):
     for ax in flat[len(panels):]:
         ax.set_visible(False)
     all_shots = sorted({r["shots"] for r in rows})
+    drew_paper = False
     for ax, ds in zip(flat, panels):
         src = avgs if ds == "average" else [r for r in rows if r["dataset"] == ds]
         for i, c in enumerate(curves):
@@ -86,6 +87,7 @@ def fewshot_figure(rep: dict, paper: dict | None = None, title: str = ""):
             ax.errorbar(ks, ms, yerr=ss, color=colors[c], marker=MARKERS[i % len(MARKERS)], ms=5, capsize=3,
                         label=_label(*c))
             pp = _paper_points(paper, "fewshot", c[0], c[1], ds)
+            drew_paper = drew_paper or bool(pp)
             if pp:
                 pk = sorted(pp)
                 ax.plot(pk, [pp[k] for k in pk], linestyle=":", color=colors[c], marker=MARKERS[i % len(MARKERS)],
@@ -108,7 +110,8 @@ def fewshot_figure(rep: dict, paper: dict | None = None, title: str = ""):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.suptitle(title or "Few-shot accuracy (mean ± std over seeds; open markers, dotted: published)")
+    fig.suptitle(title or "Few-shot accuracy\n(mean ± std over seeds" + ("; open markers, dotted: published)"
+                                                                      if drew_paper else ")"))
     fig.tight_layout()
     fig.legend(handles, labels, loc="upper center", ncol=min(3, len(labels)), frameon=False,
                bbox_to_anchor=(0.5, 0.0))

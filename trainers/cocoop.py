@@ -1,8 +1,6 @@
 """CoCoOp: Zhou et al., "Conditional Prompt Learning for Vision-Language Models", CVPR 2022 (arXiv:2203.05557)."""
 from __future__ import annotations
 
-from typing import Any
-
 from dassl.engine import TRAINER_REGISTRY
 
 from .prompt_trainer import PromptTrainer
@@ -12,20 +10,14 @@ from .prompt_trainer import PromptTrainer
 class CoCoOp(PromptTrainer):
     """CoOp context + meta-net bias per image (``CoCoOpPromptLearner``) + cosine head + CE.
 
-    Keys: ``TRAINER.COCOOP.{N_CTX, CTX_INIT, PREC, TEXT_CHUNK}``. Trainable: ``ctx`` and the meta-net
-    (checkpoint ``prompt_learner/model.pth.tar-N`` with keys ``ctx``, ``meta_net.linear{1,2}.*``). Text features
-    are recomputed per image at every step and at test time (never cached).
+    Keys: ``TRAINER.COCOOP.{N_CTX, CTX_INIT, PREC, TEXT_CHUNK}`` (spellings of ``MODEL.PROMPT_LEARNER.*`` /
+    ``TRAINER.PREC``). Trainable: ``ctx`` and the meta-net (checkpoint ``prompt_learner/model.pth.tar-N`` with
+    keys ``ctx``, ``meta_net.linear{1,2}.*``). Text features are recomputed per image at every step and at test
+    time (never cached).
     """
 
     LEARNER = "CoCoOpPromptLearner"
-    PROMPT_NODE = "COCOOP"
-
-    def learner_kwargs(self) -> dict[str, Any]:
-        s = self.prompt_settings(self.cfg)
-        return dict(n_ctx=s["N_CTX"], ctx_init=s["CTX_INIT"])
-
-    def text_chunk(self) -> int:
-        return int(self.cfg.TRAINER.COCOOP.TEXT_CHUNK)
+    REFERENCE_NODES = ("TRAINER.COCOOP",)
 
 
 @TRAINER_REGISTRY.register()

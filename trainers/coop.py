@@ -10,10 +10,11 @@ from .prompt_trainer import PromptTrainer
 class CoOp(PromptTrainer):
     """Context Optimization: learnable context (generic or class-specific) + cosine head + CE.
 
-    Keys: ``TRAINER.COOP.*`` (``TRAINER.CoOp.*`` accepted as the Nemesis fork's alias). Logs the
-    context's Frobenius norm and per-position norms every step (as the Nemesis fork's CoOp does).
+    Keys: ``MODEL.PROMPT_LEARNER.*`` / ``TRAINER.PREC``, spelled ``TRAINER.COOP.*`` (or the Nemesis fork's
+    ``TRAINER.CoOp.*``). Logs the context's Frobenius norm and per-position norms every step (as the Nemesis
+    fork's CoOp does).
     """
 
     LEARNER = "CoOpPromptLearner"
     HEAD = "Similarity"
-    PROMPT_NODE = "COOP"
+    REFERENCE_NODES = ("TRAINER.COOP", "TRAINER.CoOp")

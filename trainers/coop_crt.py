@@ -3,15 +3,16 @@ Vision-Language Models", ICLR 2024 (low-norm effect). Training is CoOp's."""
 from __future__ import annotations
 
 import logging
-import os
 import os.path as osp
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from tqdm import tqdm
 
 from dassl.engine import TRAINER_REGISTRY
+from dassl.utils.errors import ConfigError
+from dassl.utils.tools import atomic_open
 
 from .corruption import corrupt_context
 from .prompt_trainer import PromptTrainer
@@ -40,71 +41,93 @@ def save_data_pth(path: str, image_features: torch.Tensor, labels: torch.Tensor,
         "prompt_norm": ctx.detach().float().norm().cpu(),
         "accuracy": float(accuracy),
     }
-    tmp = path + ".tmp"
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        torch.save(data, f)
+
+
+@torch.no_grad()
+def evaluate_text_features(model, evaluator, text_features: torch.Tensor, feats: Sequence[torch.Tensor],
+                           labels: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """Evaluator results of the head on precomputed image features (one tensor per test batch) and text features."""
+    evaluator.reset()
+    for f, lab in zip(feats, labels):
+        evaluator.process(model.head(f, text_features), lab)
+    return evaluator.evaluate()
+
+
+@torch.no_grad()
+def evaluate_context(model, evaluator, ctx: torch.Tensor, feats: Sequence[torch.Tensor],
+                     labels: Sequence[torch.Tensor]) -> tuple[dict[str, Any], torch.Tensor]:
+    """The one evaluation path of a (corrupted) context: ``(results, text_features)`` of ``model`` with its
+    learner's context replaced by ``ctx`` (through :meth:`PromptedCLIP.context_override`, so any learner with a
+    context works), on precomputed image features. Learners whose image features depend on the context (visual
+    prompts) or whose text depends on the image need a full pass instead (:meth:`CoOpCRT.test` does it)."""
+    model.eval()
+    with model.context_override(ctx):
+        text_features, _ = model.text_features()
+    return evaluate_text_features(model, evaluator, text_features, feats, labels), text_features
+
+
+@torch.no_grad()
+def encode_images(model, loader, device, prec: str = "fp32") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Raw image features and labels of a loader, one tensor per batch (images moved to ``device``)."""
+    autocast = torch.autocast(device_type="cuda") if prec == "amp" and torch.device(device).type == "cuda" else None
+    feats, labels = [], []
+    for batch in tqdm(loader, desc="encode test images", file=sys.stderr, leave=False, disable=None):
+        images, lab = batch["img"].to(device), batch["label"].to(device)
+        if autocast is not None:
+            with autocast:
+                feats.append(model.encode_image(images))
+        else:
+            feats.append(model.encode_image(images))
+        labels.append(lab)
+    return feats, labels
+
+
+def images_depend_on_context(learner) -> bool:
+    return bool(learner.prompts_image_tower or learner.image_conditioned)
 
 
 @TRAINER_REGISTRY.register()
 class CoOpCRT(PromptTrainer):
-    """CoOp training; with ``--eval-only --corrupt-type original|replace|scale --corrupt-position P
-    --crt-factor F`` the loaded context is corrupted and ``OUTPUT_DIR/data.pth`` is written."""
+    """CoOp training; ``--corrupt-type original|replace|scale --corrupt-position P --crt-factor F`` corrupts the
+    context at TEST time (the trained / loaded context itself is never changed) and writes ``OUTPUT_DIR/data.pth``.
+    """
 
     LEARNER = "CoOpPromptLearner"
     HEAD = "Similarity"
-    PROMPT_NODE = "CoOpCRT"
+    REFERENCE_NODES = ("TRAINER.CoOpCRT",)
 
     def corruption(self) -> tuple[str, int, float]:
         c = self.cfg.CORRUPT
         return c.TYPE, int(c.POSITION), float(c.FACTOR)
 
-    def load_model(self, directory, epoch=None) -> None:
-        super().load_model(directory, epoch)
+    def corrupted_context(self) -> torch.Tensor:
         kind, pos, factor = self.corruption()
-        if kind:
-            self.apply_corruption(kind, pos, factor)
-
-    @torch.no_grad()
-    def apply_corruption(self, kind: str, position: int, factor: float) -> None:
-        learner = self.model.learner
-        new = corrupt_context(learner.ctx, kind, position, factor, seed=corruption_seed(self.cfg))
-        learner.ctx.copy_(new)
-        logger.info(f"Corrupted context: type={kind} position={position} factor={factor} "
+        ctx = self.model.learner.context_vectors()
+        if ctx is None:
+            raise ConfigError(f"CORRUPT.TYPE {kind}: the learner {type(self.model.learner).__name__} has no context")
+        new = corrupt_context(ctx, kind, pos, factor, seed=corruption_seed(self.cfg))
+        logger.info(f"Corrupted context: type={kind} position={pos} factor={factor} "
                     f"(prompt norm {new.float().norm():.4f})")
-        self.model.invalidate_cache()
+        return new
 
-    @torch.no_grad()
     def encode_test_images(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Raw image features and labels of the test split, one tensor per test batch."""
         self.set_model_mode("eval")
-        feats, labels = [], []
-        for batch in tqdm(self.test_loader, desc="encode test images", file=sys.stderr, leave=False, disable=None):
-            images, lab = self.parse_batch_test(batch)
-            with self.autocast():
-                feats.append(self.model.encode_image(images))
-            labels.append(lab)
-        return feats, labels
-
-    @torch.no_grad()
-    def evaluate_features(self, feats: list[torch.Tensor], labels: list[torch.Tensor]) -> dict[str, Any]:
-        """Evaluator results for precomputed image features and the current (possibly corrupted) context."""
-        self.set_model_mode("eval")
-        self.evaluator.reset()
-        text_features, _ = self.model.text_features()
-        for f, lab in zip(feats, labels):
-            self.evaluator.process(self.model.head(f, text_features), lab)
-        results = self.evaluator.evaluate()
-        return {"results": results, "text_features": text_features}
+        return encode_images(self.model, self.test_loader, self.device, self.prec)
 
     def test(self, split=None):
         kind, _, _ = self.corruption()
         if not kind or (split or self.cfg.TEST.SPLIT) != "test":
             return super().test(split)
-        self.model.invalidate_cache()
+        ctx = self.corrupted_context()
+        if images_depend_on_context(self.model.learner):
+            with self.model.context_override(ctx):
+                return super().test(split)
         logger.info("Evaluate on the *test* set")
         feats, labels = self.encode_test_images()
-        res = self.evaluate_features(feats, labels)
-        results = res["results"]
+        results, text_features = evaluate_context(self.model, self.evaluator, ctx, feats, labels)
         self.last_results = results
         self._write_results_file("test", results)
         for k, v in results.items():
@@ -113,6 +136,6 @@ class CoOpCRT(PromptTrainer):
         f = torch.cat(feats).float()
         save_data_pth(
             osp.join(self.output_dir, "data.pth"), f / f.norm(dim=-1, keepdim=True), torch.cat(labels),
-            res["text_features"], self.model.learner.ctx, results["accuracy"] / 100.0,
+            text_features, ctx, results["accuracy"] / 100.0,
         )
         return list(results.values())[0]

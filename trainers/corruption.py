@@ -1,14 +1,10 @@
-"""Context corruption of the Nemesis paper's low-norm experiments (methods §5)."""
+"""Context corruption of the Nemesis paper's low-norm experiments (scale or replace one context position at test time)."""
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 
+from dassl.config.setup import CORRUPT_TYPES  # the one definition (also the --corrupt-type choices)
 from dassl.utils.errors import ConfigError
-
-CorruptType = Literal["original", "replace", "scale"]
-CORRUPT_TYPES = ("original", "replace", "scale")
 
 
 def corrupt_context(

@@ -1,7 +1,7 @@
 """DePT: Zhang et al., "DePT: Decoupled Prompt Tuning", CVPR 2024 (arXiv:2309.07439).
 
 DePT is a head (``DePT`` in ``HEAD_REGISTRY``) that works on any trainer: ``--head DePT`` (``MODEL.HEAD.NAME``)
-or the overlay ``configs/heads/dept.yaml``. The reference trainer names are kept as aliases.
+or the overlay ``configs/heads/dept.yaml``. The reference trainer names are kept as tables of defaults.
 """
 from __future__ import annotations
 
@@ -11,17 +11,31 @@ from .cocoop import CoCoOp
 from .coop import CoOp
 from .kgcoop import KgCoOp
 from .maple import MaPLe
-from .prompt_trainer import PromptTrainer
 
 
-def _with_dept_head(base: type[PromptTrainer]) -> type[PromptTrainer]:
-    """Register ``ExtrasLinearProbe<base>``: ``base`` with ``HEAD = "DePT"`` (the reference trainer name)."""
-    name = f"ExtrasLinearProbe{base.__name__}"
-    attrs = {"HEAD": "DePT", "__doc__": f"{base.__name__} + DePT head.", "__module__": __name__, "__qualname__": name}
-    return TRAINER_REGISTRY.register()(type(name, (base,), attrs))
+@TRAINER_REGISTRY.register()
+class ExtrasLinearProbeCoOp(CoOp):
+    """CoOp + DePT head."""
+
+    HEAD = "DePT"
 
 
-ExtrasLinearProbeCoOp = _with_dept_head(CoOp)
-ExtrasLinearProbeCoCoOp = _with_dept_head(CoCoOp)
-ExtrasLinearProbeKgCoOp = _with_dept_head(KgCoOp)
-ExtrasLinearProbeMaPLe = _with_dept_head(MaPLe)
+@TRAINER_REGISTRY.register()
+class ExtrasLinearProbeCoCoOp(CoCoOp):
+    """CoCoOp + DePT head."""
+
+    HEAD = "DePT"
+
+
+@TRAINER_REGISTRY.register()
+class ExtrasLinearProbeKgCoOp(KgCoOp):
+    """KgCoOp + DePT head."""
+
+    HEAD = "DePT"
+
+
+@TRAINER_REGISTRY.register()
+class ExtrasLinearProbeMaPLe(MaPLe):
+    """MaPLe + DePT head."""
+
+    HEAD = "DePT"

@@ -1,8 +1,6 @@
 """MaPLe: Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023 (arXiv:2210.03117)."""
 from __future__ import annotations
 
-from typing import Any
-
 from dassl.engine import TRAINER_REGISTRY
 
 from .prompt_trainer import PromptTrainer
@@ -12,18 +10,13 @@ from .prompt_trainer import PromptTrainer
 class MaPLe(PromptTrainer):
     """Deep multimodal prompts (``MaPLePromptLearner``) + cosine head + CE. ViT backbones only.
 
-    Keys: ``TRAINER.MAPLE.{N_CTX (2), CTX_INIT ("a photo of a"), PREC (fp16), PROMPT_DEPTH (9)}``. Only the
-    learner's tensors are trained and checkpointed (``MultiModalPromptLearner/model.pth.tar-N``); the CLIP
-    encoders stay frozen and in eval mode.
+    Keys: ``TRAINER.MAPLE.{N_CTX (2), CTX_INIT ("a photo of a"), PREC (fp16), PROMPT_DEPTH (9)}`` (spellings of
+    ``MODEL.PROMPT_LEARNER.*`` / ``TRAINER.PREC``). Only the learner's tensors are trained and checkpointed
+    (``MultiModalPromptLearner/model.pth.tar-N``); the CLIP encoders stay frozen and in eval mode.
     """
 
     LEARNER = "MaPLePromptLearner"
-    PROMPT_NODE = "MAPLE"
-    LEARNER_NAME = "MultiModalPromptLearner"
-
-    def learner_kwargs(self) -> dict[str, Any]:
-        s = self.prompt_settings(self.cfg)
-        return dict(n_ctx=s["N_CTX"], ctx_init=s["CTX_INIT"], prompt_depth=self.cfg.TRAINER.MAPLE.PROMPT_DEPTH)
+    REFERENCE_NODES = ("TRAINER.MAPLE",)
 
 
 @TRAINER_REGISTRY.register()

@@ -1,8 +1,9 @@
-"""The one shared trainer for prompt-learning methods (style.md §2.7).
+"""The one shared trainer for prompt-learning methods.
 
-A concrete trainer only names its learner / head / regularisers and maps its config node onto their
-constructor arguments; everything else (freezing, optimiser, precision, loss summation, logging,
-checkpoints of the trainable state, per-epoch test, norm bookkeeping) lives here.
+A concrete trainer is a table of defaults (learner, head, regularisers, reference config nodes). The model comes
+from the factory; this class keeps the loop, the optimiser (amp through the engine's backward), checkpoints of the
+trainable state, logging and the per-epoch test. Method-specific bookkeeping lives behind the components' hooks
+(``Regulariser.log_values`` / ``epoch_record`` / ``backward``, ``Head.lr_mult`` / ``adapt_to_state_dict``).
 """
 from __future__ import annotations
 
@@ -21,130 +22,73 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint
 from dassl.utils.torchtools import get_rng_state, set_rng_state
+from dassl.config.setup import CORRUPT_TYPES
 from dassl.utils.errors import CheckpointNotFoundError, ConfigError
 
-from .config import resolve_prompt_node
-from .modules import (
-    HEAD_REGISTRY,
-    PROMPT_LEARNER_REGISTRY,
-    REGULARISER_REGISTRY,
-    Head,
-    PromptedCLIP,
-    PromptLearner,
-    Regulariser,
-)
-from .modules.regularisers.nemesis import matrix_norm, position_norms
+from clip.clip import PRECISIONS
+
+from .modules import Head, PromptedCLIP, PromptLearner, Regulariser
+from .modules.factory import build_prompted_clip, freeze_except, validate_components
+from .modules.options import key_name
+from .modules.norms import matrix_norm, position_norms
+from .reference_checkpoints import log_ignored, read_checkpoints
 
 logger = logging.getLogger(__name__)
 
 #: class-dependent buffers the reference stored in checkpoints; dropped at load time
 DROPPED_CHECKPOINT_KEYS = ("token_prefix", "token_suffix")
 
-
-def freeze_except(model: nn.Module, trainable: Sequence[nn.Module]) -> tuple[int, int]:
-    """Freeze every parameter of ``model``, then unfreeze those of ``trainable``.
-
-    Returns:
-        (number of trainable parameters, total number of parameters).
-    """
-    model.requires_grad_(False)
-    for module in trainable:
-        module.requires_grad_(True)
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_total = sum(p.numel() for p in model.parameters())
-    return n_train, n_total
+__all__ = ["PromptTrainer", "freeze_except", "load_state_into", "load_trainable_state", "DROPPED_CHECKPOINT_KEYS"]
 
 
 class PromptTrainer(TrainerX):
     """Shared Dassl trainer on a :class:`PromptedCLIP`.
 
-    Class attributes a concrete trainer sets:
-        LEARNER: name in ``PROMPT_LEARNER_REGISTRY``.
-        HEAD: name in ``HEAD_REGISTRY`` (``cfg.MODEL.HEAD.NAME`` / ``--head`` overrides it, e.g. ``DePT``).
-        REGULARISERS: regulariser names always used (``cfg.REGULARISERS.NAMES`` adds more).
-        PROMPT_NODE: ``cfg.TRAINER.<node>`` holding N_CTX/CSC/CTX_INIT/PREC/CLASS_TOKEN_POSITION (None: none).
-        LEARNER_NAME: registered model name of the learner (checkpoint folder; reference: ``prompt_learner``).
+    A concrete trainer is a table of defaults (class attributes):
+        LEARNER: default ``MODEL.PROMPT_LEARNER.NAME`` (a ``PROMPT_LEARNER_REGISTRY`` name).
+        HEAD: default ``MODEL.HEAD.NAME`` (``--head`` overrides it, e.g. ``DePT``).
+        REGULARISERS: regularisers always used (``REGULARISERS.NAMES`` adds more).
+        REFERENCE_NODES: the reference forks' trainer nodes read as spellings of the canonical keys
+            (``TRAINER.COOP.N_CTX`` -> ``MODEL.PROMPT_LEARNER.N_CTX``, ``.PREC`` -> ``TRAINER.PREC``, ...; see
+            ``trainers.config``).
+        DEFAULTS: other canonical keys' defaults, e.g. ``{"MODEL.PROMPT_LEARNER.ENSEMBLE": True}``.
 
-    Hooks (override as needed): :meth:`prompt_settings`, :meth:`precision`, :meth:`learner_kwargs`,
-    :meth:`build_learner`, :meth:`build_head`, :meth:`regulariser_kwargs`, :meth:`build_regularisers`,
-    :meth:`trainable_modules`, :meth:`param_groups`, :meth:`loss_terms`, :meth:`log_context_norms`.
+    The model comes from :func:`trainers.modules.factory.build_prompted_clip`; the learner is registered under
+    its ``checkpoint_name`` (reference folder, e.g. ``prompt_learner``), a head with parameters as ``head``.
     """
 
     LEARNER: str = "CoOpPromptLearner"
     HEAD: str = "Similarity"
     REGULARISERS: tuple[str, ...] = ()
-    PROMPT_NODE: str | None = "COOP"
-    LEARNER_NAME: str = "prompt_learner"
+    REFERENCE_NODES: tuple[str, ...] = ("TRAINER.COOP", "TRAINER.CoOp")
+    DEFAULTS: dict[str, Any] = {}
+
+    @property
+    def LEARNER_NAME(self) -> str:  # noqa: N802 (the previous class attribute's name)
+        """Registered name (checkpoint folder) of the learner: its ``checkpoint_name``."""
+        return self.model.learner.checkpoint_name
 
     # -- config --------------------------------------------------------------------------------
-    def prompt_settings(self, cfg) -> dict[str, Any]:
-        return resolve_prompt_node(cfg, self.PROMPT_NODE) if self.PROMPT_NODE else {}
-
-    def head_name(self, cfg) -> str:
-        return cfg.MODEL.HEAD.NAME or self.HEAD
+    @classmethod
+    def validate_cfg(cls, cfg) -> None:
+        """Class-level check of a resolved config (components, their options, precision); needs no data or
+        CLIP, so ``dassl.engine.preflight`` runs it before anything is written."""
+        if cfg.TRAINER.PREC not in PRECISIONS:
+            raise ConfigError(f"{key_name(cfg, 'TRAINER.PREC')} must be one of {', '.join(PRECISIONS)}, "
+                              f"got {cfg.TRAINER.PREC!r}")
+        validate_components(cfg)
+        if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", *CORRUPT_TYPES):
+            raise ConfigError(f"CORRUPT.TYPE must be {', '.join(CORRUPT_TYPES)}, got {cfg.CORRUPT.TYPE!r}")
 
     def check_cfg(self, cfg) -> None:
-        self.prompt_settings(cfg)  # raises ConfigError naming the key
-        head = self.head_name(cfg)
-        if head not in HEAD_REGISTRY:
-            raise ConfigError(f"MODEL.HEAD.NAME: {HEAD_REGISTRY.unknown_message(head)}")
-        self.head_kwargs(cfg, head)  # validates
-        for name in list(self.REGULARISERS) + list(cfg.REGULARISERS.NAMES):
-            if name not in REGULARISER_REGISTRY:
-                raise ConfigError(f"REGULARISERS.NAMES: {REGULARISER_REGISTRY.unknown_message(name)}")
-            self.regulariser_kwargs(cfg, name)  # validates
-        if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", "original", "replace", "scale"):
-            raise ConfigError(f"CORRUPT.TYPE must be original, replace or scale, got {cfg.CORRUPT.TYPE!r}")
-
-    def precision(self) -> str:
-        return self.prompt_settings(self.cfg).get("PREC", "fp16")
+        type(self).validate_cfg(cfg)
 
     # -- building --------------------------------------------------------------------------------
-    def learner_kwargs(self) -> dict[str, Any]:
-        s = self.prompt_settings(self.cfg)
-        return dict(
-            n_ctx=s["N_CTX"], ctx_init=s["CTX_INIT"], csc=s["CSC"], class_token_position=s["CLASS_TOKEN_POSITION"]
-        )
-
-    def build_learner(self, classnames: Sequence[str], clip_model: nn.Module) -> PromptLearner:
-        return PROMPT_LEARNER_REGISTRY.get(self.LEARNER)(classnames, clip_model, **self.learner_kwargs())
-
-    def head_kwargs(self, cfg, name: str) -> dict[str, Any]:
-        """Constructor kwargs of a head (validated), from ``trainers.config.HEAD_OPTIONS``."""
-        from .config import HEAD_OPTIONS
-
-        fn = HEAD_OPTIONS.get(name)
-        return fn(cfg) if fn is not None else {}
-
-    def build_head(self, classnames: Sequence[str], clip_model: nn.Module) -> Head:
-        name = self.head_name(self.cfg)
-        return HEAD_REGISTRY.get(name)(clip_model, classnames, **self.head_kwargs(self.cfg, name))
-
-    def text_chunk(self) -> int:
-        """Images per text-encoder call for image-conditioned learners (0: all at once)."""
-        return 0
-
-    def regulariser_kwargs(self, cfg, name: str) -> dict[str, Any]:
-        """Constructor kwargs of a regulariser (validated). Default: its canonical ``REGULARISER.<NAME>``."""
-        from .config import REGULARISER_OPTIONS
-
-        fn = REGULARISER_OPTIONS.get(name)
-        return fn(cfg) if fn is not None else {}
-
-    def build_regularisers(self, classnames: Sequence[str]) -> list[Regulariser]:
-        names = list(dict.fromkeys(list(self.REGULARISERS) + list(self.cfg.REGULARISERS.NAMES)))
-        regs = []
-        for name in names:
-            reg = REGULARISER_REGISTRY.get(name)(**self.regulariser_kwargs(self.cfg, name))
-            reg.setup(self.model, classnames)
-            regs.append(reg.to(self.device))
-        return regs
-
     def trainable_modules(self) -> dict[str, nn.Module]:
         """Registered name -> module whose parameters are trained (and checkpointed)."""
         mods: dict[str, nn.Module] = {}
         if any(True for _ in self.model.learner.parameters()):
-            mods[self.LEARNER_NAME] = self.model.learner
+            mods[self.model.learner.checkpoint_name] = self.model.learner
         if any(True for _ in self.model.head.parameters()):
             mods["head"] = self.model.head
         return mods
@@ -152,13 +96,13 @@ class PromptTrainer(TrainerX):
     def param_groups(self) -> list[dict] | None:
         """Optimizer param groups (None: one group of all trainable parameters).
 
-        A head with an ``lr_mult`` attribute (DePT: ``OPTIM.LR_EXP``) gets its own group at ``LR * lr_mult``;
-        the learner then runs at ``LR * BASE_LR_MULT`` when ``OPTIM.STAGED_LR`` is on, else at ``LR``
-        (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``).
+        A head with an ``lr_mult`` (DePT: ``MODEL.HEAD.DEPT.LR_MULT`` = ``OPTIM.LR_EXP``) gets its own group at
+        ``LR * lr_mult``; the learner then runs at ``LR * BASE_LR_MULT`` when ``OPTIM.STAGED_LR`` is on, else at
+        ``LR`` (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``).
         """
         head = self.model.head
         head_params = [p for p in head.parameters() if p.requires_grad]
-        if not head_params or getattr(head, "lr_mult", None) is None:
+        if not head_params or head.lr_mult is None:
             return None
         optim = self.cfg.OPTIM
         base_mult = optim.BASE_LR_MULT if optim.STAGED_LR else 1.0
@@ -168,32 +112,12 @@ class PromptTrainer(TrainerX):
         return [g for g in groups if g["params"]]
 
     def build_model(self) -> None:
-        from clip import clip
-        from clip.config import check_input_cfg
-
         cfg = self.cfg
         classnames = [self.lab2cname[i] for i in range(self.num_classes)]
-        prec = self.precision()
-        self.prec = prec
-        logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = clip.load_clip(
-            cfg.MODEL.BACKBONE.NAME, precision=prec, device=self.device, pretrained=cfg.MODEL.BACKBONE.PRETRAINED
-        )
-        from dassl.engine.preflight import check_finite_backbone
-
-        check_finite_backbone(clip_model, cfg.MODEL.BACKBONE.NAME)  # NaN/Inf weights: error, not chance accuracy
-        check_input_cfg(cfg.INPUT, clip_model)  # INPUT.* vs the backbone's preprocessing (warnings; size error)
-        logger.info("Building custom CLIP")
-        learner = self.build_learner(classnames, clip_model).to(self.device)
-        head = self.build_head(classnames, clip_model).to(self.device)
-        self.model = PromptedCLIP(clip_model, learner, head, text_chunk=self.text_chunk())
-        logger.info("Turning off gradients in both the image and the text encoder")
+        self.prec = cfg.TRAINER.PREC
+        self.model, self.regularisers = build_prompted_clip(cfg, classnames, self.device,
+                                                            after_learner=self.after_learner_built)
         mods = self.trainable_modules()
-        n_train, n_total = freeze_except(self.model, list(mods.values()))
-        logger.info(f"Parameters to be updated: {sorted(n for n, p in self.model.named_parameters() if p.requires_grad)}")
-        logger.info(f"# params: trainable {n_train:,} / total {n_total:,}")
-        self.regularisers = self.build_regularisers(classnames)
-
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optim = self.sched = None
         if params:
@@ -210,9 +134,8 @@ class PromptTrainer(TrainerX):
             self.register_model(name, module, self.optim if first else None, self.sched if first else None)
             first = False
         self.scaler = None
-        if prec == "amp" and self.device.type == "cuda":
+        if self.prec == "amp" and self.device.type == "cuda":
             self.scaler = torch.amp.GradScaler("cuda")
-        self._norm_log: dict[str, float] = {}
 
     # -- modes -----------------------------------------------------------------------------------
     def set_model_mode(self, mode: str = "train", names=None) -> None:
@@ -239,28 +162,36 @@ class PromptTrainer(TrainerX):
                 terms[k] = v
         return terms
 
+    def backward(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Gradients of the step: a regulariser's :meth:`~Regulariser.backward` hook if one takes over, else the
+        engine's ``model_backward`` (amp loss scaling included)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        scale = (lambda t: t) if self.scaler is None else self.scaler.scale
+        for reg in self.regularisers:
+            if reg.backward(terms, params, scale):
+                self.detect_anomaly(loss)
+                return
+        self.model_backward(loss)
+
     def forward_backward(self, batch: dict) -> dict[str, float]:
         images, labels = self.parse_batch_train(batch)
         with self.autocast():
             output = self.model(images)
             terms = self.loss_terms(output, images, labels)
             loss = sum(terms.values())
-        if self.scaler is not None:
-            self.model_zero_grad()
-            self.detect_anomaly(loss)
-            self.scaler.scale(loss).backward()
-            for name in self.get_model_names():
-                if self._optims[name] is not None:
-                    self.scaler.step(self._optims[name])
-            self.scaler.update()
-        else:
-            self.model_backward_and_update(loss)
+        self.model_zero_grad()
+        self.backward(loss, terms)
+        self.model_update()
+        self.model.invalidate_cache()  # the parameters changed
         summary: dict[str, float] = {"loss": loss.item()} if len(terms) > 1 else {}
         summary.update({k: v.item() for k, v in terms.items()})
         summary["acc"] = compute_accuracy(output.logits, labels)[0].item()
         summary.update(self.log_context_norms())
         for reg in self.regularisers:
-            summary.update(reg.log_values())
+            for k, v in reg.log_values().items():
+                if k in summary:
+                    raise KeyError(f"log key {k!r} of {type(reg).__name__} is already used")
+                summary[k] = v
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
@@ -311,10 +242,7 @@ class PromptTrainer(TrainerX):
             record["matrix_norm"] = norms.pop("matrix_norm")
             record["v_norms"] = [norms[f"v{i}_norm"] for i in range(ctx.shape[-2])]
             for reg in self.regularisers:
-                vals = reg.log_values()
-                alphas = [vals[k] for k in sorted((k for k in vals if k.startswith("alpha_")), key=lambda s: int(s[6:]))]
-                if alphas:
-                    record["alpha"] = alphas
+                record.update(reg.epoch_record())
         if self.cfg.TEST.get("DO_TEST", False):
             acc = self.quick_test_accuracy()
             logger.info(f"epoch [{self.epoch + 1}/{self.max_epoch}] test accu ({acc:.4f})")
@@ -335,48 +263,64 @@ class PromptTrainer(TrainerX):
             return self.model(images).logits
 
     def test(self, split: str | None = None):
-        self.model.invalidate_cache()  # parameters may have been loaded/changed
+        if self.model.learner.text_depends_on_params:
+            self.model.invalidate_cache()  # parameters may have been changed
         return super().test(split)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def load_model(self, directory: str | None, epoch: int | None = None) -> None:
         """Load the trainable state of every registered model from ``directory/<name>/``.
 
-        Accepts our checkpoints and the reference ones (``token_prefix``/``token_suffix`` are dropped,
-        pickled schedulers are read safely by ``dassl.utils.load_checkpoint``). ``epoch``: N, a negative
-        value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer). The remaining
-        keys load strictly; a shape mismatch raises :class:`ConfigError` explaining the likely cause.
+        Accepts our checkpoints and every reference layout (``trainers.reference_checkpoints``: explicit key
+        mappings; pickled schedulers are read safely by ``dassl.utils.load_checkpoint``). ``epoch``: N, a negative
+        value (newest) or None (``model-best.pth.tar``, else the ``checkpoint`` pointer). The remaining keys load
+        strictly (:func:`load_state_into`).
         """
         if not directory:
             logger.info("Note that load_model() is skipped as no pretrained model is given")
             return
         if not osp.isdir(directory):
             raise CheckpointNotFoundError(f'model directory not found: "{directory}"')
-        for name in self.get_model_names():
-            fdir = osp.join(directory, name)
-            path = osp.join(fdir, self._resolve_model_file(fdir, None if epoch is None else int(epoch)))
-            ckpt = load_checkpoint(path)
-            state = dict(ckpt["state_dict"])
-            for key in DROPPED_CHECKPOINT_KEYS:
-                state.pop(key, None)
-            module = self._models[name]
-            adapt = getattr(module, "adapt_to_state_dict", None)
-            if callable(adapt):  # e.g. the DePT head resizes its classifier to the training classes
-                adapt(state)
-            own = module.state_dict()
-            for key, value in state.items():
-                if not torch.is_tensor(value) or not torch.is_tensor(own.get(key)):
-                    continue  # extra state (plain values)
-                if key in own and tuple(own[key].shape) != tuple(value.shape):
-                    raise ConfigError(
-                        f'checkpoint "{path}": {name}.{key} has shape {tuple(value.shape)} but the model expects '
-                        f"{tuple(own[key].shape)} (different N_CTX, CSC across class sets, or backbone?)"
-                    )
-            missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-            if missing or unexpected:
-                raise ConfigError(f'checkpoint "{path}" does not match {name}: missing {missing}, unexpected {unexpected}')
-            logger.info(f'Loading weights to {name} from "{path}" (epoch = {ckpt.get("epoch")})')
-            cast = {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()}
-            module.load_state_dict(cast, strict=True)
-            self._model_epoch = ckpt.get("epoch")
+        for name, loaded in read_checkpoints(self, directory, None if epoch is None else int(epoch)).items():
+            log_ignored(name, loaded)
+            load_state_into(self._models[name], loaded.state, loaded.path, name, loaded.epoch)
+            self._model_epoch = loaded.epoch
         self.model.invalidate_cache()
+
+    def after_learner_built(self, learner: nn.Module, clip_model: nn.Module) -> None:
+        """Hook of the factory between the learner and the head (e.g. a reference's random-number consumption)."""
+
+
+def load_state_into(module: nn.Module, state: dict[str, Any], path: str, name: str, epoch: Any = None) -> None:
+    """Load a (mapped) trainable ``state`` into ``module`` strictly; a component may reshape itself first
+    (``adapt_to_state_dict``: DePT's classifier). A shape mismatch or a missing/unexpected key raises
+    :class:`ConfigError` explaining the likely cause."""
+    state = dict(state)
+    if isinstance(module, (Head, PromptLearner)):  # e.g. DePT resizes its classifier to the training classes
+        module.adapt_to_state_dict(state)
+    own = module.state_dict()
+    for key, value in state.items():
+        if not torch.is_tensor(value) or not torch.is_tensor(own.get(key)):
+            continue  # extra state (plain values)
+        if key in own and tuple(own[key].shape) != tuple(value.shape):
+            raise ConfigError(
+                f'checkpoint "{path}": {name}.{key} has shape {tuple(value.shape)} but the model expects '
+                f"{tuple(own[key].shape)} (different N_CTX, CSC across class sets, or backbone?)"
+            )
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ConfigError(f'checkpoint "{path}" does not match {name}: missing {missing}, unexpected {unexpected}')
+    logger.info(f'Loading weights to {name} from "{path}" (epoch = {epoch})')
+    cast = {k: v.to(own[k].dtype) if torch.is_tensor(v) and torch.is_tensor(own[k]) else v for k, v in state.items()}
+    module.load_state_dict(cast, strict=True)
+
+
+def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, Any]:
+    """Read one of our checkpoint files (the class-dependent buffers old CoOp files hold are dropped) and
+    :func:`load_state_into` ``module``; returns the checkpoint."""
+    ckpt = load_checkpoint(path)
+    state = dict(ckpt["state_dict"])
+    for key in DROPPED_CHECKPOINT_KEYS:
+        state.pop(key, None)
+    load_state_into(module, state, path, name, ckpt.get("epoch"))
+    return ckpt

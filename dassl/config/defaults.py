@@ -1,4 +1,4 @@
-"""Dassl's generic default config (engine.md §2.3), without the DA/DG/SSL ``TRAINER`` sub-trees."""
+"""Dassl's generic default config, without the DA/DG/SSL ``TRAINER`` sub-trees."""
 from __future__ import annotations
 
 from yacs.config import CfgNode as CN

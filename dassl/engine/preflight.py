@@ -71,8 +71,11 @@ def check_trainer(cfg) -> None:
     if name not in TRAINER_REGISTRY:
         raise ConfigError(f"TRAINER.NAME: {TRAINER_REGISTRY.unknown_message(name)}")
     cls = TRAINER_REGISTRY.get(name)
-    # check_cfg only reads class attributes and the config: run it on an unbuilt instance
-    cls.check_cfg(_unbuilt(cls), cfg)
+    validate = getattr(cls, "validate_cfg", None)  # class-level check (prompt trainers)
+    if callable(validate):
+        validate(cfg)
+    else:  # check_cfg only reads class attributes and the config: run it on an unbuilt instance
+        cls.check_cfg(_unbuilt(cls), cfg)
 
 
 def prompt_settings(cfg) -> dict:

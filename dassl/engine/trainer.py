@@ -1,6 +1,6 @@
 """Trainer base classes (Dassl ``dassl.engine.trainer``): ``TrainerBase`` -> ``SimpleTrainer`` -> ``TrainerX``.
 
-Lifecycle (engine.md §3.2-3.3)::
+Lifecycle::
 
     SimpleTrainer.__init__(cfg): check_cfg(cfg) -> device/epochs/output_dir -> self.cfg
         -> build_data_loader() -> build_model() -> evaluator
@@ -273,14 +273,22 @@ class TrainerBase:
             if self._optims[name] is not None:
                 self._optims[name].zero_grad()
 
+    #: ``torch.amp.GradScaler`` of amp training (None: plain backward and optimiser steps)
+    scaler = None
+
     def model_backward(self, loss: torch.Tensor) -> None:
         self.detect_anomaly(loss)
-        loss.backward()
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
     def model_update(self, names: str | list[str] | None = None) -> None:
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
-                self._optims[name].step()
+                if self.scaler is None:
+                    self._optims[name].step()
+                else:
+                    self.scaler.step(self._optims[name])
+        if self.scaler is not None:
+            self.scaler.update()
 
     def model_backward_and_update(self, loss: torch.Tensor, names: str | list[str] | None = None) -> None:
         """zero_grad -> non-finite check (``FloatingPointError``) -> backward -> optimiser steps."""

@@ -2,7 +2,7 @@
 
 ``build_lr_scheduler`` returns torch's ``StepLR`` / ``MultiStepLR`` / ``CosineAnnealingLR``, wrapped in
 our own warm-up scheduler when ``WARMUP_EPOCH > 0``. The wrapper reproduces Dassl's per-epoch
-learning rates exactly (engine.md §3.4) without Dassl's crash on current torch: it never passes
+learning rates exactly (the warm-up wrapper's epoch counting included) without Dassl's crash on current torch: it never passes
 ``verbose`` or ``epoch``, and its ``state_dict()`` holds only plain values (the successor is stored as
 its own state dict), so checkpoints load with ``torch.load(weights_only=True)``.
 

@@ -23,9 +23,14 @@ def write_tiny_clip(path: str, seed: int = 0) -> str:
     return path
 
 
+#: trainer config nodes holding PREC (the Nemesis-fork alias ``TRAINER.CoOp`` is left at its default)
+FP32_NODES = ("COOP", "CoOpNemesis", "CoOpCRT", "COCOOP", "MAPLE", "ZSCLIP")
+
+
 def write_tiny_train_yaml(path: str, backbone: str, test_batch_size: int = 4, print_freq: int = 1) -> str:
     """Write a trainer overlay for fast CPU runs on ``backbone`` (32 px, batch 4, 2 epochs of SGD + cosine,
-    1 constant warm-up epoch, no loader workers) and return its path."""
+    1 constant warm-up epoch, no loader workers, PREC fp32 for every trainer: fp16 is honoured on CPU but several
+    times slower; the fp16 paths have their own tests, tests/test_fp16_cpu.py) and return its path."""
     with open(path, "w") as f:
         f.write(
             "DATALOADER:\n  TRAIN_X:\n    BATCH_SIZE: 4\n  TEST:\n"
@@ -35,6 +40,7 @@ def write_tiny_train_yaml(path: str, backbone: str, test_batch_size: int = 4, pr
             "  WARMUP_TYPE: constant\n  WARMUP_CONS_LR: 1e-5\n"
             f"TRAIN:\n  PRINT_FREQ: {print_freq}\n"
             f"MODEL:\n  BACKBONE:\n    NAME: \"{backbone}\"\n"
+            "TRAINER:\n" + "".join(f"  {node}:\n    PREC: fp32\n" for node in FP32_NODES)
         )
     return path
 

@@ -1,8 +1,9 @@
-"""PromptedCLIP: one frozen CLIP core x one prompt learner x one head (style.md §2.4)."""
+"""PromptedCLIP: one frozen CLIP core x one prompt learner x one head."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -20,23 +21,22 @@ class ModelOutput:
         image_features: raw projected image features ``[B, D]``.
         text_features: raw projected text features ``[C, D]`` (or ``[B, C, D]`` for image-conditioned
             learners; L2-normalised ensemble means for template ensembles).
-        extras: free-form, e.g. the learner's :class:`PromptOutput` under ``"prompt_output"``.
     """
 
     logits: torch.Tensor
     image_features: torch.Tensor
     text_features: torch.Tensor
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class PromptedCLIP(nn.Module):
     """Frozen CLIP encoders + ``logit_scale`` + a learner + a head. Never returns a loss.
 
-    Text features are computed once per evaluation when the learner does not look at the image: in
-    eval mode they are cached and reused while the learner/head parameters are unchanged (the cache
-    key holds every parameter's in-place version counter, so optimiser steps and ``load_state_dict``
-    invalidate it); ``train()``/``eval()`` and :meth:`invalidate_cache` clear it too. The cached
-    tensor is the one a fresh computation returns, so logits are bit-identical.
+    Text-feature cache: a learner whose text does not depend on trainable tensors
+    (``text_depends_on_params = False``: hand-written prompts) has its text encoded once, in every mode; other
+    learners that do not look at the image are cached in eval mode without grad. The cache is cleared
+    explicitly where parameters change: a mode switch, ``load_state_dict`` of the learner or head (a post hook),
+    :meth:`context_override`, and :meth:`invalidate_cache` (the trainer calls it after each optimiser step).
+    The cached tensor is the one a fresh computation returns, so logits are bit-identical.
 
     Args:
         clip_model: a CLIP from ``clip.load_clip`` (kept frozen and in eval mode).
@@ -55,7 +55,9 @@ class PromptedCLIP(nn.Module):
         self.text_chunk = int(text_chunk)
         self.clip.requires_grad_(False)
         self.clip.eval()
-        self._cache: tuple[Any, torch.Tensor] | None = None
+        self._cache: torch.Tensor | None = None
+        for module in (learner, head):
+            module.register_load_state_dict_post_hook(lambda *_: self.invalidate_cache())
 
     @property
     def dtype(self) -> torch.dtype:
@@ -63,7 +65,7 @@ class PromptedCLIP(nn.Module):
 
     # -- modes and cache -------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "PromptedCLIP":
-        if mode != self.training:
+        if mode != self.training and self.learner.text_depends_on_params:
             self.invalidate_cache()  # a mode switch means parameters may have changed
         super().train(mode)
         self.clip.eval()  # frozen encoders never leave eval mode (BatchNorm statistics of ResNets)
@@ -72,9 +74,15 @@ class PromptedCLIP(nn.Module):
     def invalidate_cache(self) -> None:
         self._cache = None
 
-    def _cache_key(self) -> tuple:
-        params = list(self.learner.parameters()) + list(self.head.parameters())
-        return tuple((id(p), p._version) for p in params)
+    @contextlib.contextmanager
+    def context_override(self, ctx: torch.Tensor) -> Iterator[None]:
+        """The learner's :meth:`~PromptLearner.context_override` with the text cache cleared around it."""
+        self.invalidate_cache()
+        try:
+            with self.learner.context_override(ctx):
+                yield
+        finally:
+            self.invalidate_cache()
 
     # -- encoders --------------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor, prompt_output: PromptOutput | None = None) -> torch.Tensor:
@@ -111,28 +119,46 @@ class PromptedCLIP(nn.Module):
             feats = feats / feats.norm(dim=-1, keepdim=True)
         return feats
 
-    def text_features(self, image_features: torch.Tensor | None = None) -> tuple[torch.Tensor, PromptOutput | None]:
-        """Text features for the current learner state (cached in eval mode when possible)."""
-        cacheable = not self.training and not self.learner.image_conditioned and not torch.is_grad_enabled()
-        if cacheable and self._cache is not None and self._cache[0] == self._cache_key():
-            return self._cache[1], None
-        out = self.learner(image_features if self.learner.image_conditioned else None)
+    def _cacheable(self) -> bool:
+        if not self.learner.text_depends_on_params:
+            return True
+        return not self.training and not self.learner.image_conditioned and not torch.is_grad_enabled()
+
+    def text_features(self, image_features: torch.Tensor | None = None,
+                      prompt_output: PromptOutput | None = None) -> tuple[torch.Tensor, PromptOutput | None]:
+        """Text features for the current learner state (cached when possible, see the class docstring).
+
+        ``prompt_output``: the learner's output of this step when already computed (it is not called again)."""
+        cacheable = self._cacheable()
+        if cacheable and self._cache is not None:
+            return self._cache, None
+        out = prompt_output
+        if out is None:
+            out = self.learner(image_features if self.learner.image_conditioned else None)
         feats = self.encode_text(out)
         if cacheable:
-            self._cache = (self._cache_key(), feats)
+            self._cache = feats
         return feats, out
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
-        """Args: images ``[B, 3, H, W]``. Returns a :class:`ModelOutput` with logits ``[B, C]``."""
+    def forward(self, images: torch.Tensor) -> ModelOutput:
+        """Args: images ``[B, 3, H, W]``. Returns a :class:`ModelOutput` with logits ``[B, C]``.
+
+        The learner runs at most once: a learner with visual prompts gives them and the text prompts in one
+        call (only its :meth:`~PromptLearner.visual_prompts` when the text features are cached)."""
         prompt_output = None
         if self.learner.prompts_image_tower:
-            prompt_output = self.learner(None)
-        image_features = self.encode_image(images, prompt_output)  # [B, D]
-        text_features, out = self.text_features(image_features)
-        logits = self.head(image_features, text_features, labels)
-        return ModelOutput(
-            logits=logits,
-            image_features=image_features,
-            text_features=text_features,
-            extras={"prompt_output": out if out is not None else prompt_output},
-        )
+            if self._cacheable() and self._cache is not None:
+                visual, deep_visual = self.learner.visual_prompts()
+                prompt_output = PromptOutput(prompts=None, tokenized_prompts=None, visual_prompts=visual,
+                                             deep_visual_prompts=deep_visual)
+                image_features = self.encode_image(images, prompt_output)  # [B, D]
+                text_features, _ = self.text_features(image_features)
+            else:
+                prompt_output = self.learner(None)
+                image_features = self.encode_image(images, prompt_output)  # [B, D]
+                text_features, _ = self.text_features(image_features, prompt_output)
+        else:
+            image_features = self.encode_image(images)  # [B, D]
+            text_features, _ = self.text_features(image_features)
+        logits = self.head(image_features, text_features)
+        return ModelOutput(logits=logits, image_features=image_features, text_features=text_features)

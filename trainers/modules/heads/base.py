@@ -1,4 +1,4 @@
-"""Head interface: features -> logits, plus the head's own loss terms (style.md §2.5)."""
+"""Head interface: features -> logits, plus the head's own loss terms."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -10,12 +10,17 @@ from torch import nn
 class Head(nn.Module):
     """Base class of heads.
 
-    Constructor signature shared by all heads: ``(clip_model, classnames, **options)``. Heads may own
-    trainable parameters (DePT); :class:`PromptTrainer` unfreezes ``head.parameters()``.
+    Constructor signature shared by all heads: ``(clip_model, classnames, **options)`` (the options dataclass
+    registered with the head). Heads may own trainable parameters (DePT); the factory unfreezes
+    ``head.parameters()``.
 
-    ``use_base_branch`` is an explicit flag (set by the trainer from the evaluation split, never from a
-    dataset name) for heads that have a base-class branch.
+    Attributes:
+        use_base_branch: whether a head with a base-class branch uses it (DePT decides it from the label spaces
+            of training and evaluation; True for heads without one).
+        lr_mult: learning-rate multiplier of the head's parameters (own optimiser group), None = the base LR.
     """
+
+    lr_mult: float | None = None
 
     def __init__(self, clip_model: nn.Module, classnames: Sequence[str]) -> None:
         super().__init__()
@@ -29,6 +34,9 @@ class Head(nn.Module):
         """Args: image_features ``[B, D]`` (raw projections), text_features ``[C, D]`` or ``[B, C, D]``.
         Returns logits ``[B, C]``."""
         raise NotImplementedError
+
+    def adapt_to_state_dict(self, state: dict) -> None:
+        """Reshape to a checkpoint's trainable state before the strict load (default: nothing)."""
 
     def loss(self, output, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named loss terms for a :class:`ModelOutput` (default: cross-entropy on ``output.logits``)."""

@@ -1,14 +1,16 @@
 """DePT's CAT head (Zhang et al., "DePT: Decoupled Prompt Tuning", CVPR 2024, arXiv:2309.07439; trainer names
-``ExtrasLinearProbe*`` in Koorye/DePT). Methods spec §10."""
+``ExtrasLinearProbe*`` in Koorye/DePT)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..options import Options, OptionError, check_bool, check_number, option
 from ..registry import HEAD_REGISTRY
 from .base import Head
 from .similarity import Similarity
@@ -57,10 +59,35 @@ def match_rows(train_names: Sequence[str], eval_names: Sequence[str]) -> list[in
     return [index[n] for n in eval_names]
 
 
-@HEAD_REGISTRY.register()
+@dataclass
+class DePTOptions(Options):
+    """Options of the :class:`DePT` head (node ``MODEL.HEAD.DEPT``; reference spellings ``TRAINER.LINEAR_PROBE.*``,
+    ``TRAINER.FILM.LINEAR_PROBE``, ``OPTIM.LR_EXP``)."""
+
+    type: str = option("linear", "TYPE", 'CAT classifier; only "linear" is supported')
+    weight: float = option(0.7, "WEIGHT", "lambda: loss (1-l)*CE_ITM + l*CE_CAT; test logits (1-l)*s + l*z")
+    fusion: bool = option(True, "TEST_TIME_FUSION", "False: the CAT logits z alone on base-class tests")
+    film: bool = option(True, "FILM", "channel-wise affine (cwT) before the linear classifier")
+    label_space: str = option("", "LABEL_SPACE", 'label-space id ("" = DATASET.NAME; ImageNet family: "imagenet")')
+    lr_mult: float = option(6.5, "LR_MULT", "head learning rate = OPTIM.LR * LR_MULT")
+
+    def __post_init__(self) -> None:
+        if self.type != "linear":
+            raise OptionError("TYPE", f'must be "linear" (the DePT default), got {self.type!r}')
+        check_number("WEIGHT", self.weight, low=0.0, high=1.0)
+        check_number("LR_MULT", self.lr_mult, low=0.0, low_open=True)
+        check_bool("TEST_TIME_FUSION", self.fusion)
+        check_bool("FILM", self.film)
+
+    def constructor_kwargs(self, cfg) -> dict[str, Any]:
+        return dict(weight=float(self.weight), fusion=self.fusion, film=self.film,
+                    label_space=self.label_space or cfg.DATASET.NAME, lr_mult=float(self.lr_mult))
+
+
+@HEAD_REGISTRY.register(options=DePTOptions)
 class DePT(Head):
     """ITM head (tau-scaled cosine, :class:`Similarity`) + CAT head (cwT + linear classifier over the training
-    classes), methods §10.3-10.6.
+    classes).
 
     * Training (``loss``): ``(1-lam) * CE_B(s, y) + lam * CE_2B(z, [y; y])`` where ``s`` are the ITM logits and
       ``z = W [cwT_t(t_{y_i}); cwT_v(v_i)] + b`` on the RAW (unnormalised) projected features: the text features
@@ -72,7 +99,8 @@ class DePT(Head):
       class is a training class; the classifier rows are then selected by :func:`match_rows` (ImageNet-A/R).
       The training class names and label space travel in the checkpoint (``_extra_state``), so an eval-only run
       on new classes or another dataset decides correctly.
-    * fp32 parameters (a documented deviation from the fp16 reference, D16): cwT is applied in the feature
+    * fp32 parameters (a deliberate deviation: the reference keeps them in fp16, where the tiny
+      head updates underflow): cwT is applied in the feature
       dtype, the classifier in fp32.
 
     Args:

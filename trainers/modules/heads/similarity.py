@@ -9,7 +9,7 @@ from .base import Head
 
 @HEAD_REGISTRY.register()
 class Similarity(Head):
-    """tau * cosine similarity (methods §1.3); no parameters.
+    """tau * cosine similarity (CLIP's zero-shot logits); no parameters.
 
     Args of ``forward``: image_features ``[B, D]``, text_features ``[C, D]`` (shared) or ``[B, C, D]``
     (per image, CoCoOp). Returns ``[B, C]`` in the features' dtype.

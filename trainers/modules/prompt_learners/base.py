@@ -1,4 +1,4 @@
-"""Prompt learner interface shared by CoOp, CoCoOp, MaPLe, ... (style.md §2.3).
+"""Prompt learner interface shared by CoOp, CoCoOp, MaPLe, ....
 
 A learner turns learnable (or fixed) context into *embedded* text prompts for the frozen CLIP text
 encoder, and optionally into visual prompts. It never holds the CLIP model itself, so its state dict
@@ -6,8 +6,9 @@ contains only its own trainable tensors (class-dependent buffers are ``persisten
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -53,6 +54,8 @@ class PromptLearner(nn.Module):
     image_conditioned: bool = False
     #: True when the learner provides visual prompts (needs a ViT image tower)
     prompts_image_tower: bool = False
+    #: registered model name = checkpoint folder (the reference forks' name)
+    checkpoint_name: str = "prompt_learner"
 
     def __init__(self, classnames: Sequence[str], clip_model: nn.Module) -> None:
         super().__init__()
@@ -65,11 +68,39 @@ class PromptLearner(nn.Module):
     def forward(self, image_features: torch.Tensor | None = None) -> PromptOutput:  # pragma: no cover
         raise NotImplementedError
 
+    def adapt_to_state_dict(self, state: dict) -> None:
+        """Reshape to a checkpoint's trainable state before the strict load (default: nothing)."""
+
     def context_vectors(self) -> torch.Tensor | None:
         """The learnable context tensor (``[M, Dt]`` or ``[C, M, Dt]``), or None when there is none."""
         return None
 
-    def with_context(self, ctx: torch.Tensor) -> PromptOutput:  # pragma: no cover
+    def with_context(self, ctx: torch.Tensor, image_features: torch.Tensor | None = None) -> PromptOutput:
         """Prompts built from an override context of the shape of :meth:`context_vectors`, or a stack
-        ``[K, ...]`` of such contexts (then K*C prompts, context-major)."""
-        raise NotImplementedError(f"{type(self).__name__} does not support with_context()")
+        ``[K, ...]`` of such contexts (then K*C prompts, context-major). ``image_features`` ``[B, D]`` is used
+        by image-conditioned learners only (then ``[K*B, C, L, Dt]``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support with_context()")  # pragma: no cover
+
+    #: True when the text prompts depend on trainable tensors (False: fixed text, cached in every mode)
+    text_depends_on_params: bool = True
+
+    def visual_prompts(self) -> tuple[torch.Tensor | None, list[torch.Tensor] | None] | None:
+        """(shallow ``[n, Dv]``, deep J-1 x ``[n, Dv]``) visual prompts of learners with
+        ``prompts_image_tower``; None otherwise."""
+        return None
+
+    @contextlib.contextmanager
+    def context_override(self, ctx: torch.Tensor) -> Iterator[None]:
+        """Run the block with :meth:`context_vectors` temporarily equal to ``ctx`` (e.g. a corrupted context):
+        every path (text, visual prompts, deep prompts) sees it; the original values are restored after."""
+        own = self.context_vectors()
+        if own is None:
+            raise NotImplementedError(f"{type(self).__name__} has no context to override")
+        saved = own.detach().clone()
+        with torch.no_grad():
+            own.copy_(ctx)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                own.copy_(saved)

@@ -1,19 +1,33 @@
 """CoCoOp's image-conditioned context (Zhou et al., "Conditional Prompt Learning for Vision-Language Models",
-CVPR 2022, arXiv:2203.05557). Methods spec §7."""
+CVPR 2022, arXiv:2203.05557)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from ..options import Options, option
 from ..registry import PROMPT_LEARNER_REGISTRY
 from .base import PromptOutput
-from .coop import CoOpPromptLearner
+from .coop import CoOpPromptLearner, check_n_ctx, normalise_ctx_init
 
 
-@PROMPT_LEARNER_REGISTRY.register()
+@dataclass
+class CoCoOpOptions(Options):
+    """Options of :class:`CoCoOpPromptLearner` (node ``MODEL.PROMPT_LEARNER``; no CSC, class token at the end)."""
+
+    n_ctx: int = option(16, "N_CTX", "number of context tokens M (ignored when CTX_INIT is given)")
+    ctx_init: Any = option("", "CTX_INIT", 'initialisation words, e.g. "a photo of a"')
+
+    def __post_init__(self) -> None:
+        self.ctx_init = normalise_ctx_init(self.ctx_init)
+        check_n_ctx(self.n_ctx, self.ctx_init)
+
+
+@PROMPT_LEARNER_REGISTRY.register(options=CoCoOpOptions)
 class CoCoOpPromptLearner(CoOpPromptLearner):
     """Shared context ``ctx`` ``[M, Dt]`` plus a meta-net bias per image.
 
@@ -55,8 +69,8 @@ class CoCoOpPromptLearner(CoOpPromptLearner):
         return self.meta_net(v.to(self.meta_net.linear1.weight.dtype))
 
     def forward(self, image_features: torch.Tensor | None = None) -> PromptOutput:
-        if image_features is None:
-            raise ValueError("CoCoOpPromptLearner needs the image features [B, D]")
+        if image_features is None:  # unconditioned prompts [C, L, Dt] (the shared context alone)
+            return super().forward()
         ctx = self.ctx.unsqueeze(0) + self.bias(image_features).unsqueeze(1).to(self.ctx.dtype)  # [B, M, Dt]
         return PromptOutput(prompts=self.assemble(ctx), tokenized_prompts=self.tokenized_prompts)  # [B, C, L, Dt]
 

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import nn
 
+from clip import clip
+from clip.simple_tokenizer import SimpleTokenizer
 from dassl.utils.errors import ConfigError
 
+from ..options import OptionError, Options, check_bool, check_choice, option
 from ..registry import PROMPT_LEARNER_REGISTRY
 from .base import PromptLearner, PromptOutput
 
@@ -18,19 +22,52 @@ ClassTokenPosition = Literal["end", "middle", "front"]
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
-def _tokenizer():
-    from clip.simple_tokenizer import SimpleTokenizer
+#: what a boolean ``CTX_INIT: True`` means (KgCoOp configs; the reference always used this phrase)
+DEFAULT_CTX_INIT_PHRASE = "a photo of a"
 
+
+def normalise_ctx_init(value: Any, key: str = "CTX_INIT") -> str:
+    """``True`` -> "a photo of a"; ``None``/``False``/"" -> "" (random init); a string is used as given."""
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return DEFAULT_CTX_INIT_PHRASE
+    if not isinstance(value, str):
+        raise OptionError(key, f"must be a string or a boolean, got {value!r}")
+    return value
+
+
+def check_n_ctx(n_ctx: Any, ctx_init: str) -> None:
+    """M: a positive integer (any integer when ``ctx_init`` sets M)."""
+    if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or (n_ctx < 1 and not ctx_init):
+        raise OptionError("N_CTX", f"must be a positive integer, got {n_ctx!r}")
+
+
+@dataclass
+class CoOpOptions(Options):
+    """Options of :class:`CoOpPromptLearner` (node ``MODEL.PROMPT_LEARNER``)."""
+
+    n_ctx: int = option(16, "N_CTX", "number of context tokens M (ignored when CTX_INIT is given)")
+    ctx_init: Any = option("", "CTX_INIT", 'initialisation words, e.g. "a photo of a" (True: that phrase)')
+    csc: bool = option(False, "CSC", "class-specific context")
+    class_token_position: str = option("end", "CLASS_TOKEN_POSITION", "end | middle | front")
+
+    def __post_init__(self) -> None:
+        self.ctx_init = normalise_ctx_init(self.ctx_init)
+        check_n_ctx(self.n_ctx, self.ctx_init)
+        check_bool("CSC", self.csc)
+        check_choice("CLASS_TOKEN_POSITION", self.class_token_position, CLASS_TOKEN_POSITIONS)
+
+
+def _tokenizer() -> SimpleTokenizer:
     return SimpleTokenizer()
 
 
 def _tokenize(texts: list[str]) -> torch.Tensor:
-    from clip import clip
-
     return clip.tokenize(texts)
 
 
-@PROMPT_LEARNER_REGISTRY.register()
+@PROMPT_LEARNER_REGISTRY.register(options=CoOpOptions)
 class CoOpPromptLearner(PromptLearner):
     """Learnable context vectors shared by all classes (or class-specific, CSC).
 
@@ -170,7 +207,7 @@ class CoOpPromptLearner(PromptLearner):
     def forward(self, image_features: torch.Tensor | None = None) -> PromptOutput:
         return PromptOutput(prompts=self.assemble(self.ctx), tokenized_prompts=self.tokenized_prompts)
 
-    def with_context(self, ctx: torch.Tensor) -> PromptOutput:
+    def with_context(self, ctx: torch.Tensor, image_features: torch.Tensor | None = None) -> PromptOutput:
         base_dim = self.ctx.dim()
         if ctx.dim() == base_dim:
             return PromptOutput(prompts=self.assemble(ctx), tokenized_prompts=self.tokenized_prompts)

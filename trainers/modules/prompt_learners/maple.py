@@ -1,27 +1,30 @@
 """MaPLe's deep multimodal prompts (Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023,
-arXiv:2210.03117). Methods spec §9.1."""
+arXiv:2210.03117)."""
 from __future__ import annotations
 
 import copy
 import logging
-from typing import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from dassl.utils.errors import ConfigError
 
+from clip.model import VisionTransformer
+
+from ..options import Options, check_int, option
 from ..registry import PROMPT_LEARNER_REGISTRY
 from .base import PromptOutput
-from .coop import CoOpPromptLearner, _tokenize
+from .coop import CoOpPromptLearner, _tokenize, normalise_ctx_init
 
 logger = logging.getLogger(__name__)
 
 
 def vision_width(clip_model: nn.Module) -> int:
     """D_v of a ViT image tower; ConfigError for a ResNet (MaPLe prompts need a ViT)."""
-    from clip.model import VisionTransformer
-
     if not isinstance(clip_model.visual, VisionTransformer):
         raise ConfigError(
             "MaPLe needs a ViT image tower (visual prompts are tokens); MODEL.BACKBONE.NAME is a ResNet backbone. "
@@ -30,26 +33,48 @@ def vision_width(clip_model: nn.Module) -> int:
     return clip_model.visual.conv1.out_channels
 
 
-@PROMPT_LEARNER_REGISTRY.register()
+@dataclass
+class MaPLeOptions(Options):
+    """Options of :class:`MaPLePromptLearner` (node ``MODEL.PROMPT_LEARNER``)."""
+
+    n_ctx: int = option(2, "N_CTX", "n: the first n words of CTX_INIT become learnable")
+    ctx_init: Any = option("a photo of a", "CTX_INIT", "the phrase (kept whole in the prompt)")
+    prompt_depth: int = option(9, "PROMPT_DEPTH", "J: prompts at the input + before blocks 1..J-1 (both towers)")
+
+    def __post_init__(self) -> None:
+        self.ctx_init = normalise_ctx_init(self.ctx_init)
+        check_int("PROMPT_DEPTH", self.prompt_depth)
+        check_int("N_CTX", self.n_ctx)
+
+    @classmethod
+    def example(cls) -> "MaPLeOptions":
+        """Depth 2: every deep prompt reaches a block of a 2-layer test CLIP (deeper entries are ignored)."""
+        return cls(prompt_depth=2)
+
+
+@PROMPT_LEARNER_REGISTRY.register(options=MaPLeOptions)
 class MaPLePromptLearner(CoOpPromptLearner):
     """Deep language prompts coupled to deep visual prompts.
 
     * ``ctx`` ``[n, Dt]`` (CLIP dtype): with ``ctx_init`` and n <= 4, the token embeddings at positions ``1..n``
       of ``ctx_init``, and the prompt keeps the WHOLE phrase (n=2, "a photo of a": ``[SOS | ctx_1 ctx_2 | of a
-      name . EOS]``, reference behaviour M3); otherwise N(0, 0.02^2) and ``[SOS | X..X | name . EOS]``.
+      name . EOS]``, as the MaPLe reference); otherwise N(0, 0.02^2) and ``[SOS | X..X | name . EOS]``.
     * ``compound_prompts_text``: J-1 tensors ``[n, Dt]`` (fp32, N(0, 0.02^2)) overwriting text positions ``1..n``
       before text blocks ``1..J-1``.
     * ``proj``: Linear(Dt -> Dv) (CLIP dtype) giving the first-layer visual prompts ``proj(ctx)`` ``[n, Dv]``
       appended to the ViT input; ``compound_prompt_projections``: J-1 Linear(Dt -> Dv) (fp32), deep copies of ONE
-      initialised layer (identical initial weights, reference behaviour M4), giving the deep visual prompts
+      initialised layer (identical initial weights, as the MaPLe reference), giving the deep visual prompts
       that replace the last n visual tokens before blocks ``1..J-1``.
 
     Dimensions come from the model (no hard-coded 512/768); casts are dtype-aware (fp16, fp32, amp).
+    Random draws (global torch CPU generator) in the reference's order: ``ctx`` only without init words (or
+    n > 4), then ``proj``'s default init, the J-1 deep text prompts, the one projection that is copied.
     ``forward()`` returns a :class:`PromptOutput` with all four prompt kinds. ``with_context(ctx)`` (Nemesis)
     replaces the first-layer text ctx only: deep prompts are unchanged and no visual prompts are returned.
     """
 
     prompts_image_tower = True
+    checkpoint_name = "MultiModalPromptLearner"
 
     @staticmethod
     def context_length(n_ctx: int, ctx_init: str = "") -> int:
@@ -60,14 +85,15 @@ class MaPLePromptLearner(CoOpPromptLearner):
         self, classnames: Sequence[str], clip_model: nn.Module, n_ctx: int = 2, ctx_init: str = "a photo of a",
         prompt_depth: int = 9, init_std: float = 0.02,
     ) -> None:
-        if isinstance(prompt_depth, bool) or not isinstance(prompt_depth, int) or prompt_depth < 1:
-            raise ConfigError(f"TRAINER.MAPLE.PROMPT_DEPTH must be an integer >= 1, got {prompt_depth!r}")
-        if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1:
-            raise ConfigError(f"TRAINER.MAPLE.N_CTX must be a positive integer, got {n_ctx!r}")
+        MaPLeOptions(n_ctx=n_ctx, ctx_init=ctx_init, prompt_depth=prompt_depth)  # OptionError naming the key
         dv = vision_width(clip_model)
-        super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init="", csc=False, class_token_position="end",
-                         init_std=init_std)
         ctx_init = (ctx_init or "").replace("_", " ").strip()
+        # RNG parity with the reference: with init words (n <= 4) it draws NO random context, so the draw the
+        # CoOp constructor makes for its placeholder context is undone (fork_rng restores the CPU generator).
+        no_draw = torch.random.fork_rng(devices=[]) if ctx_init and n_ctx <= 4 else nullcontext()
+        with no_draw:
+            super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init="", csc=False,
+                             class_token_position="end", init_std=init_std)
         dtype = clip_model.dtype
         device = self.ctx.device
         if ctx_init and n_ctx <= 4:
@@ -84,8 +110,8 @@ class MaPLePromptLearner(CoOpPromptLearner):
         self.prompt_depth = prompt_depth
         self.proj = nn.Linear(self.ctx_dim, dv).to(device=device, dtype=dtype)
         self.compound_prompts_text = nn.ParameterList(
-            [nn.Parameter(torch.empty(n_ctx, self.ctx_dim, device=device).normal_(std=init_std))
-             for _ in range(prompt_depth - 1)]
+            [nn.Parameter(torch.empty(n_ctx, self.ctx_dim).normal_(std=init_std).to(device))  # CPU draws, as the
+             for _ in range(prompt_depth - 1)]  # reference (built on CPU, moved later)
         )
         single = nn.Linear(self.ctx_dim, dv).to(device)
         self.compound_prompt_projections = nn.ModuleList([copy.deepcopy(single) for _ in range(prompt_depth - 1)])
@@ -94,16 +120,21 @@ class MaPLePromptLearner(CoOpPromptLearner):
     def deep_text_prompts(self) -> list[torch.Tensor]:
         return list(self.compound_prompts_text)
 
+    def visual_prompts(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``proj(ctx)`` ``[n, Dv]`` and the J-1 deep visual prompts ``[n, Dv]``."""
+        visual = self.proj(self.ctx.to(self.proj.weight.dtype))  # [n, Dv]
+        deep_visual = [layer(p) for layer, p in zip(self.compound_prompt_projections, self.deep_text_prompts())]
+        return visual, deep_visual
+
     def forward(self, image_features: torch.Tensor | None = None) -> PromptOutput:
         deep_text = self.deep_text_prompts()  # J-1 x [n, Dt]
-        visual = self.proj(self.ctx.to(self.proj.weight.dtype))  # [n, Dv]
-        deep_visual = [layer(p) for layer, p in zip(self.compound_prompt_projections, deep_text)]  # J-1 x [n, Dv]
+        visual, deep_visual = self.visual_prompts()  # [n, Dv], J-1 x [n, Dv]
         return PromptOutput(
             prompts=self.assemble(self.ctx), tokenized_prompts=self.tokenized_prompts, deep_text_prompts=deep_text,
             visual_prompts=visual, deep_visual_prompts=deep_visual,
         )
 
-    def with_context(self, ctx: torch.Tensor) -> PromptOutput:
+    def with_context(self, ctx: torch.Tensor, image_features: torch.Tensor | None = None) -> PromptOutput:
         out = super().with_context(ctx)
         out.deep_text_prompts = self.deep_text_prompts()  # [n, Dt] each, broadcast over all sequences
         return out

@@ -1,7 +1,7 @@
-"""Regulariser interface (style.md §2.6): extra, already-weighted loss terms on a PromptedCLIP."""
+"""Regulariser interface: extra, already-weighted loss terms on a PromptedCLIP, plus optional hooks."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,5 +26,16 @@ class Regulariser(nn.Module):
         raise NotImplementedError  # pragma: no cover
 
     def log_values(self) -> dict[str, float]:
-        """Scalars to log after the last call (norms, alphas, schedule values)."""
+        """Scalars to log after the last call (norms, alphas, schedule values), under names of its own."""
         return {}
+
+    def epoch_record(self) -> dict[str, Any]:
+        """Fields this regulariser adds to the epoch's ``norms.jsonl`` record (JSON values)."""
+        return {}
+
+    def backward(self, terms: dict[str, torch.Tensor], params: Sequence[torch.Tensor],
+                 scale: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+        """Optional gradient hook: compute the gradients of the step yourself (e.g. ProGrad's projection of the
+        CE gradient) into ``p.grad`` of ``params`` (already zeroed) and return True; ``scale`` is the amp loss
+        scaling (identity without amp). Default False: the trainer back-propagates ``sum(terms.values())``."""
+        return False

@@ -1,5 +1,5 @@
 """Nemesis: normalising soft-prompt vectors (Fu et al., "Nemesis: Normalizing the Soft-prompt Vectors of
-Vision-Language Models", ICLR 2024). Methods spec §4.
+Vision-Language Models", ICLR 2024).
 
 Loss term (added to CE): ``omega(e) * (beta * N(A*1) + (1 - beta) * N(alpha_PAN))`` with
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import torch
@@ -22,28 +23,19 @@ from torch import nn
 
 from dassl.utils.errors import ConfigError
 
+from ..norms import NORM_ORDERS, NORM_TYPES, NormType, matrix_norm, position_norms  # noqa: F401  (re-exported)
+from ..options import Options, OptionError, check_choice, check_number, option
 from ..registry import REGULARISER_REGISTRY
 from .base import Regulariser
 
-NORM_ORDERS = {"one": 1.0, "two": 2.0, "inf": math.inf}
-NormType = Literal["one", "two", "inf"]
-
-
-def position_norms(ctx: torch.Tensor, norm_type: NormType = "two") -> torch.Tensor:
-    """Per-position vector norms over the embedding axis: ``[M, Dt] -> [M]``, ``[C, M, Dt] -> [C, M]``."""
-    return torch.linalg.vector_norm(ctx.float(), ord=NORM_ORDERS[norm_type], dim=-1)
+OmegaMode = Literal["logistic", "constant"]
+OMEGA_MODES = ("logistic", "constant")
 
 
 def weighted_norm(norms: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """``N(alpha) = sum_j alpha_j n_j / max(1, #nonzero alpha)``; ``norms`` ``[M]`` or ``[C, M]`` (summed over C)."""
     active = int((alpha != 0).sum().item())
     return (norms * alpha.to(norms)).sum() / max(1, active)
-
-
-def matrix_norm(ctx: torch.Tensor, norm_type: NormType = "two") -> torch.Tensor:
-    """Frobenius ("two"), matrix 1-norm ("one") or inf-norm ("inf") of ``[M, Dt]``, averaged over classes."""
-    ordv = {"two": "fro", "one": 1, "inf": math.inf}[norm_type]
-    return torch.linalg.matrix_norm(ctx.float(), ord=ordv).mean()
 
 
 def logistic_omega(epoch: int, max_epoch: int, k: float = 0.2) -> float:
@@ -84,7 +76,44 @@ def check_beta(beta: Any) -> float:
     return beta
 
 
-@REGULARISER_REGISTRY.register()
+@dataclass
+class NemesisOptions(Options):
+    """Options of :class:`Nemesis` (node ``REGULARISER.NEMESIS``; ``TRAINER.CoOpNemesis.{A,NT,NP,CW,BETA}`` are the
+    reference spellings for the CoOpNemesis trainer)."""
+
+    a: Any = option(None, "A", "PUN weight (and default PAN scale); required")
+    nt: str = option("two", "NT", "norm type: one | two | inf")
+    np: Any = option(None, "NP", 'PAN positions: integer in [1, N_CTX] or "random<K>"')
+    cw: Any = option(None, "CW", "PAN corruption (down-scaling) factor")
+    beta: Any = option(None, "BETA", "1 PUN, 0 PAN, (0, 1) mix; required")
+    pan_scale: Any = option(None, "PAN_SCALE", "PAN alpha value; None = A (reference: 50 for Food101/OxfordPets)")
+    omega: str = option("logistic", "OMEGA", "logistic | constant (reference: constant for Food101/OxfordPets)")
+
+    def __post_init__(self) -> None:
+        if self.a is None:
+            raise OptionError("A", "(Nemesis loss weight) is required")
+        if self.beta is None:
+            raise OptionError("BETA", "is required: 1 (PUN), 0 (PAN) or in (0, 1)")
+        for key, value in (("A", self.a), ("CW", self.cw), ("PAN_SCALE", self.pan_scale)):
+            check_number(key, value, allow_none=True)
+        try:
+            check_beta(self.beta)
+        except ConfigError as e:
+            raise OptionError("BETA", str(e)) from None
+        check_choice("NT", self.nt, NORM_TYPES)
+        check_choice("OMEGA", self.omega, OMEGA_MODES)
+
+    @classmethod
+    def example(cls) -> "NemesisOptions":
+        """A valid setting exercising PUN and PAN (A and BETA have no default)."""
+        return cls(a=1.0, beta=0.5, np=1, cw=0.5)
+
+    def constructor_kwargs(self, cfg) -> dict[str, Any]:
+        return dict(a=self.a, beta=self.beta, norm_type=self.nt, n_pos=self.np, cw=self.cw,
+                    pan_scale=self.pan_scale, omega=self.omega)
+
+
+@REGULARISER_REGISTRY.register(options=NemesisOptions)
 class Nemesis(Regulariser):
     """PUN / PAN norm penalty on ``learner.context_vectors()`` (works for any learner exposing context).
 
@@ -112,10 +141,8 @@ class Nemesis(Regulariser):
         if a is None or isinstance(a, bool) or not isinstance(a, (int, float)):
             raise ConfigError(f"Nemesis A (loss weight) must be a number, got {a!r}")
         self.beta = check_beta(beta)
-        if norm_type not in NORM_ORDERS:
-            raise ConfigError(f"Nemesis NT must be one of {sorted(NORM_ORDERS)}, got {norm_type!r}")
-        if omega not in ("logistic", "constant"):
-            raise ConfigError(f"REGULARISER.NEMESIS.OMEGA must be 'logistic' or 'constant', got {omega!r}")
+        check_choice("NT", norm_type, NORM_TYPES)
+        check_choice("OMEGA", omega, OMEGA_MODES)
         self.a = float(a)
         self.norm_type = norm_type
         self.n_pos_value = n_pos
@@ -180,13 +207,12 @@ class Nemesis(Regulariser):
         stack = ctx.unsqueeze(0).repeat(len(positions) + 1, *([1] * ctx.dim())).clone()  # [K+1, (C,) M, Dt]
         for k, j in enumerate(positions, start=1):
             stack[k].select(-2, j).mul_(self.cw)  # corrupt position j (position axis -2, CSC safe)
-        if getattr(model.learner, "image_conditioned", False):  # CoCoOp: corrupt the shared ctx, then add the bias
-            out = model.learner.with_context(stack, image_features=image_features)  # [(K+1)*B, C, L, Dt]
-            feats = model.encode_text(out)  # [(K+1)*B, C, D]
+        # image-conditioned learners (CoCoOp) corrupt the shared ctx, then add each image's bias
+        out = model.learner.with_context(stack, image_features=image_features)  # [(K+1)*C | (K+1)*B, (C,) L, Dt]
+        feats = model.encode_text(out)  # [(K+1)*C, D] or [(K+1)*B, C, D]
+        if feats.dim() == 3:  # per-image text features
             feats = feats.view(len(positions) + 1, image_features.shape[0], *feats.shape[1:])  # [K+1, B, C, D]
         else:
-            out = model.learner.with_context(stack)  # [(K+1)*C, L, Dt]
-            feats = model.encode_text(out)  # [(K+1)*C, D]
             feats = feats.view(len(positions) + 1, -1, feats.shape[-1])  # [K+1, C, D]
         hits = []
         for k in range(feats.shape[0]):
@@ -210,13 +236,20 @@ class Nemesis(Regulariser):
         else:
             self.alpha = torch.full((n_ctx,), self.a)
         loss = self.omega * loss
-        with torch.no_grad():
-            log = {"matrix_norm": float(matrix_norm(ctx, self.norm_type)), "omega": self.omega}
+        with torch.no_grad():  # this step's norms of type NT (before the update), under their own names
+            log = {"nemesis_matrix_norm": float(matrix_norm(ctx, self.norm_type))}
             per_pos = norms.detach().reshape(-1, n_ctx).mean(dim=0)
-            log.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+            log.update({f"nemesis_v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+            log["omega"] = self.omega
             log.update({f"alpha_{i}": float(v) for i, v in enumerate(self.alpha)})
         self._log = log
         return {"norm_loss": loss}
 
     def log_values(self) -> dict[str, float]:
+        """``nemesis_matrix_norm`` / ``nemesis_v{i}_norm`` (the NT norms of the step's context, before the
+        update; the trainer logs the L2 ``matrix_norm`` / ``v{i}_norm`` after it), ``omega``, ``alpha_{i}``."""
         return dict(self._log)
+
+    def epoch_record(self) -> dict[str, Any]:
+        """``{"alpha": [alpha_0, ...]}`` of the epoch's last step (the ``norms.jsonl`` field)."""
+        return {"alpha": [float(v) for v in self.alpha]} if self.alpha is not None and self._log else {}
