@@ -78,8 +78,35 @@ def check_trainer(cfg) -> None:
         cls.check_cfg(_unbuilt(cls), cfg)
 
 
+def _learner_class(cfg):
+    cls = _trainer_class(cfg)
+    node = cfg.MODEL.get("PROMPT_LEARNER") if cfg.get("MODEL") is not None else None
+    name = (node.get("NAME") if node is not None else "") or getattr(cls, "LEARNER", None)
+    try:
+        from trainers.modules import PROMPT_LEARNER_REGISTRY
+    except ImportError:
+        return None
+    return PROMPT_LEARNER_REGISTRY.get(name) if isinstance(name, str) and name in PROMPT_LEARNER_REGISTRY else None
+
+
+def learner_folder(cfg) -> str | None:
+    """The learner's checkpoint folder name (its ``checkpoint_name``), if the trainer has a learner."""
+    lcls = _learner_class(cfg)
+    name = getattr(lcls, "checkpoint_name", None) if lcls is not None else None
+    if isinstance(name, str):
+        return name
+    name = getattr(_trainer_class(cfg), "LEARNER_NAME", None)
+    return name if isinstance(name, str) else None
+
+
 def prompt_settings(cfg) -> dict:
     """The trainer's resolved prompt keys (``N_CTX``, ``CTX_INIT``, ``CSC``, ...; empty for zero-shot trainers)."""
+    node = cfg.MODEL.get("PROMPT_LEARNER") if cfg.get("MODEL") is not None else None
+    lcls = _learner_class(cfg)
+    if node is not None and "N_CTX" in node:
+        if lcls is None or not hasattr(lcls, "context_length"):
+            return {}
+        return {k: node.get(k) for k in ("N_CTX", "CTX_INIT", "CSC") if k in node}
     cls = _trainer_class(cfg)
     fn = getattr(cls, "prompt_settings", None)
     if fn is None:
@@ -100,9 +127,9 @@ def context_length_of(settings: dict, cfg=None) -> int | None:
         try:
             from trainers.modules import PROMPT_LEARNER_REGISTRY
 
-            name = getattr(_trainer_class(cfg), "LEARNER", None)
-            if name and name in PROMPT_LEARNER_REGISTRY:
-                hook = getattr(PROMPT_LEARNER_REGISTRY.get(name), "context_length", None)
+            lcls = _learner_class(cfg)
+            if lcls is not None:
+                hook = getattr(lcls, "context_length", None)
         except ImportError:
             hook = None
     if callable(hook):
@@ -111,6 +138,9 @@ def context_length_of(settings: dict, cfg=None) -> int | None:
 
 
 def _node_name(cfg) -> str:
+    node = cfg.MODEL.get("PROMPT_LEARNER") if cfg.get("MODEL") is not None else None
+    if node is not None and "N_CTX" in node:
+        return "MODEL.PROMPT_LEARNER.N_CTX"
     cls = _trainer_class(cfg)
     node = getattr(cls, "PROMPT_NODE", None)
     return f"TRAINER.{node}.N_CTX" if node else "N_CTX"
@@ -318,8 +348,8 @@ def epochs_in(folder: str) -> list[int]:
     return sorted(int(m.group(1)) for f in os.listdir(folder) if (m := _EPOCH_FILE_RE.match(f)))
 
 
-def _model_folders(cls, directory: str) -> list[str]:
-    name = getattr(cls, "LEARNER_NAME", None)
+def _model_folders(cls, directory: str, learner_folder_of_cls: str | None = None) -> list[str]:
+    name = learner_folder_of_cls
     if name:
         return [name]
     return sorted(d for d in os.listdir(directory) if osp.isdir(osp.join(directory, d))
@@ -430,7 +460,7 @@ def check_eval_checkpoints(cfg, args, geo: dict) -> None:
     if not osp.isdir(directory):
         raise CheckpointNotFoundError(f'model directory not found: "{directory}" (--model-dir)')
     epoch = _arg(args, "load_epoch")
-    folders = _model_folders(cls, directory)
+    folders = _model_folders(cls, directory, learner_folder(cfg))
     if not folders:
         raise CheckpointNotFoundError(
             f'no checkpoint folder in "{directory}": point --model-dir at the output folder of a training run'
@@ -438,7 +468,7 @@ def check_eval_checkpoints(cfg, args, geo: dict) -> None:
     expect = _expected_ctx(cfg, geo)
     for name in folders:
         path = _resolve_eval_file(osp.join(directory, name), None if epoch is None else int(epoch))
-        check_checkpoint_file(path, expect if name == getattr(cls, "LEARNER_NAME", None) else None)
+        check_checkpoint_file(path, expect if name == learner_folder(cfg) else None)
 
 
 def check_resume_checkpoint(cfg, args, geo: dict) -> None:
@@ -451,7 +481,7 @@ def check_resume_checkpoint(cfg, args, geo: dict) -> None:
     directory = cfg.RESUME or cfg.OUTPUT_DIR
     if not directory or not osp.isdir(directory):
         return
-    name = getattr(cls, "LEARNER_NAME", None)
+    name = learner_folder(cfg)
     if not name:
         return
     fdir = osp.join(directory, name)
