@@ -194,6 +194,10 @@ class SynthShapes(SplitJsonDataset):
     split_file = SPLIT_FILE
     docs_anchor = "synthshapes"
 
+    @classmethod
+    def check_paths(cls, cfg) -> None:
+        """Nothing to check before the run: the folder is generated on first use."""
+
     def __init__(self, cfg) -> None:
         root = cfg.DATASET.ROOT or default_root()
         generate_synth_shapes(root)

@@ -16,7 +16,9 @@ own by readers that do not fit the pattern (ImageNet and its variants).
 Few-shot caches are pickles of ``dassl.data.datasets.base_dataset.Datum`` objects with absolute image paths, the
 format written by upstream Dassl/CoOp. They are read with a restricted unpickler that only resolves that class
 (never arbitrary globals). If the dataset folder has moved since the cache was written, the cached paths are
-re-rooted under the current dataset folder; a cache whose images cannot be found is rebuilt with a warning.
+re-rooted under the current dataset folder (always: a path outside the current folder is never followed, even when
+the old copy still exists); a cache whose images cannot be found there is rebuilt with a warning. Creating a cache
+leaves Python's ``random`` state as it was, and evaluations never write one (:func:`set_fewshot_cache_writable`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
+from dassl.data import cache_policy as _cache_policy
 from dassl.data.datasets.base_dataset import DatasetBase, Datum
 from dassl.utils.errors import ConfigError, DataNotFoundError, UsageError
 from dassl.utils.tools import atomic_open, listdir_nohidden, read_json, write_json
@@ -158,16 +161,69 @@ def read_split(filepath: str, path_prefix: str) -> tuple[list[Datum], list[Datum
     if not isinstance(split, dict) or any(key not in split for key in ("train", "val", "test")):
         raise DataFormatError(f"{filepath} must be a JSON object with the keys train, val and test")
 
+    fix = "fix the file, or delete it to have the split rebuilt from the raw data where the reader can"
+
     def convert(key: str) -> list[Datum]:
         out = []
-        for entry in split[key]:
+        if not isinstance(split[key], list):
+            raise DataFormatError(f"{filepath}: {key} must be a list of [relative_path, label, classname]; {fix}")
+        for i, entry in enumerate(split[key]):
             if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
-                raise DataFormatError(f"{filepath}: {key} entry {entry!r} is not [relative_path, label, classname]")
+                raise DataFormatError(
+                    f"{filepath}: {key} entry {i} {entry!r} is not [relative_path, label, classname]; {fix}"
+                )
             relpath, label, classname = entry
-            out.append(make_datum(os.path.join(path_prefix, relpath), int(label), str(classname)))
+            if isinstance(label, bool) or not isinstance(label, int):
+                raise DataFormatError(f"{filepath}: {key} entry {i} {entry!r} has label {label!r}, not an integer; {fix}")
+            if not isinstance(classname, str) or not classname:
+                raise DataFormatError(f"{filepath}: {key} entry {i} {entry!r} has no class name string; {fix}")
+            out.append(make_datum(os.path.join(path_prefix, relpath), label, classname))
         return out
 
-    return convert("train"), convert("val"), convert("test")
+    train, val, test = convert("train"), convert("val"), convert("test")
+    check_split_labels(filepath, train, val, test)
+    return train, val, test
+
+
+def check_split_labels(filepath: str, train: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum]) -> None:
+    """Labels are 0..C-1 with one class name each, every class has training items, and val/test use only the
+    training classes (each under its training name).
+
+    Raises:
+        DataFormatError: naming the file, the split, the label or class name, and the fix.
+    """
+    fix = "fix the split file (labels must be 0..C-1, one class name per label, every class in train)"
+    names: dict[int, str] = {}
+    for item in train:
+        if names.setdefault(item.label, item.classname) != item.classname:
+            raise DataFormatError(
+                f"{filepath}: train label {item.label} is used for two class names, {names[item.label]!r} and "
+                f"{item.classname!r}; {fix}"
+            )
+    if not train:
+        return
+    n = len(names)
+    out_of_range = sorted(lab for lab in names if not 0 <= lab < n)
+    if out_of_range:
+        missing = sorted(set(range(n)) - set(names))
+        raise DataFormatError(
+            f"{filepath}: train labels must be 0..{n - 1} for its {n} classes, found label {out_of_range[0]}"
+            + (f" while label {missing[0]} has no training items" if missing else "") + f"; {fix}"
+        )
+    by_name = {name: lab for lab, name in names.items()}
+    for key, items in (("val", val), ("test", test)):
+        for item in items:
+            if item.label in names and names[item.label] == item.classname:
+                continue
+            if item.classname not in by_name:
+                raise DataFormatError(
+                    f"{filepath}: {key} item {item.impath} has class {item.classname!r} (label {item.label}), which "
+                    f"has no training items (unknown class name); {fix}"
+                )
+            raise DataFormatError(
+                f"{filepath}: {key} item {item.impath} has label {item.label} for class {item.classname!r}, whose "
+                f"training label is {by_name[item.classname]}; {fix}"
+            )
 
 
 def save_split(
@@ -381,6 +437,12 @@ def _all_exist(items: Sequence[Datum]) -> bool:
     return all(os.path.isfile(item.impath) for item in _sample(items))
 
 
+def _all_under(items: Sequence[Datum], dataset_dir: str) -> bool:
+    """Every item's path lies inside ``dataset_dir`` (string prefix on normalised absolute paths)."""
+    prefix = os.path.join(os.path.normpath(os.path.abspath(dataset_dir)), "")
+    return all(os.path.normpath(item.impath).startswith(prefix) for item in items)
+
+
 def _remap_items(items: Sequence[Datum], dataset_dir: str) -> list[Datum] | None:
     """Re-root cached paths under ``dataset_dir`` by locating its folder name inside each old path.
 
@@ -434,8 +496,10 @@ def load_datum_pickle(path: str, dataset_dir: str, keys: Sequence[str]) -> dict[
         logger.warning(f"WARNING: cannot use {path} ({err}); it will be rebuilt")
         return None
     for key, items in data.items():
-        if _all_exist(items):
+        if _all_under(items, dataset_dir) and _all_exist(items):
             continue
+        # paths outside the current dataset folder (a moved or copied root) are never followed, even when the
+        # old copy still exists: they are re-rooted under dataset_dir, or the file is rebuilt
         remapped = _remap_items(items, dataset_dir)
         if remapped is None:
             missing = next((it.impath for it in items if not os.path.isfile(it.impath)), "?")
@@ -486,14 +550,35 @@ def load_or_create_fewshot(
         data = load_datum_pickle(path, dataset_dir, keys)
         if data is not None:
             return data["train"], data.get("val")
-    train = dataset.generate_fewshot_dataset(train, num_shots=num_shots)
-    data = {"train": train}
-    if val is not None:
-        val = dataset.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
-        data["val"] = val
+    # Sampling draws from the global ``random`` (so the subset is the reference's for this seed), but the state is
+    # restored afterwards: a run that creates the cache continues with exactly the random stream of a run that
+    # finds it (PAN samples positions with ``random.sample``), so results never depend on the cache existing.
+    with preserved_random_state():
+        train = dataset.generate_fewshot_dataset(train, num_shots=num_shots)
+        data = {"train": train}
+        if val is not None:
+            val = dataset.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
+            data["val"] = val
+    if not _cache_policy.fewshot_cache_writable():
+        logger.info(f"Few-shot subset sampled in memory, not cached (evaluation never writes {path})")
+        return train, val
     logger.info(f"Saving preprocessed few-shot data to {path}")
     save_datum_pickle(data, path)
     return train, val
+
+
+@contextmanager
+def preserved_random_state() -> Iterator[None]:
+    """Run the body, then put Python's global ``random`` back into the state it had before."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+#: re-exported: ``set_fewshot_cache_writable(False)`` while evaluating (see ``dassl.data.cache_policy``)
+set_fewshot_cache_writable = _cache_policy.set_fewshot_cache_writable
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -549,6 +634,17 @@ class SplitJsonDataset(DatasetBase):
         super().__init__(train_x=train, val=val, test=test)
 
     @classmethod
+    def check_paths(cls, cfg) -> None:
+        """The folders :meth:`__init__` needs exist (run by the pre-flight checks before anything is written)."""
+        anchor = cls.anchor()
+        root = resolve_root(cfg, anchor)
+        dataset_dir = require_dir(os.path.join(root, cls.folder), anchor)
+        image_dir = os.path.join(dataset_dir, cls.image_folder) if cls.image_folder else dataset_dir
+        require_dir(image_dir, anchor, "image folder")
+        for name in cls.required_dirs:
+            require_dir(os.path.join(dataset_dir, name), anchor, "image folder")
+
+    @classmethod
     def anchor(cls) -> str:
         """The DATASETS.md anchor of this dataset."""
         return cls.docs_anchor or cls.__name__.lower()
@@ -572,7 +668,8 @@ class SplitJsonDataset(DatasetBase):
         if os.path.isfile(self.split_path):
             return read_split(self.split_path, self.image_dir)
         try:
-            train, val, test = self.build_split()
+            with preserved_random_state():  # like the few-shot cache: creating the split file consumes no randomness
+                train, val, test = self.build_split()
         except DataNotFoundError as err:
             if str(err).startswith("split file"):
                 raise

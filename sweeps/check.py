@@ -82,7 +82,7 @@ def check_runs(runs: list[Run]) -> None:
         try:
             args = train.parse_args(argv)
             cfg = train.setup_cfg(args)
-            preflight(cfg, args)
+            preflight(cfg, args, files=False)  # config-level checks; files are checked where the run starts
         except UsageError as e:
             msg = " ".join(str(e).split())
             if any(n in msg for n in run.needs if n in produced):

@@ -62,6 +62,15 @@ def _ds_cfg(dataset: str) -> str:
     return _repo("configs", "datasets", f"{dataset}.yaml")
 
 
+def _max_epoch_used(cfg_file: str, env: Env) -> str:
+    """scripts/coop_crt/eval.sh ``max_epoch_used``: the YAML's OPTIM.MAX_EPOCH, overridden by one in EXTRA_OPTS."""
+    epoch, extra = max_epoch(cfg_file), _words(env, "EXTRA_OPTS")
+    for i in range(0, len(extra) - 1, 2):
+        if extra[i] == "OPTIM.MAX_EPOCH":
+            epoch = extra[i + 1]
+    return epoch
+
+
 def max_epoch(cfg_file: str) -> str:
     """OPTIM.MAX_EPOCH of a trainer YAML, read as scripts/coop/lib.sh ``max_epoch`` reads it ('' when absent)."""
     try:
@@ -165,7 +174,7 @@ def nemesis_eval(args: list[str], env: Env) -> list[Run]:
     """scripts/coop_nemesis/eval.sh TRAINER DATASET ALPHA NT NP CW BETA (domain generalisation, ImageNet model)"""
     _usage(args, 7, 7, "scripts/coop_nemesis/eval.sh TRAINER DATASET ALPHA NT NP CW BETA")
     trainer, dataset, alpha, nt, np_, cw, beta = args
-    cfg = _e(env, "CFG", "rn50")
+    cfg = _e(env, "CFG", _e(env, "BACKBONE_CFG", "rn50") + "_ep50")  # what main.sh imagenet trains (issue 12)
     out, dg = _output_root(env), _e(env, "OUTPUT_DG_ROOT", _repo("output_dg"))
     data = _data(env, "scripts/coop_nemesis/eval.sh")
     name = nemesis_name(alpha, nt, np_, cw, beta, "16", "False", "end")
@@ -200,11 +209,14 @@ def nemesis_main(args: list[str], env: Env) -> list[Run]:
     if not args:
         raise SweepError("usage: scripts/coop_nemesis/main.sh DATASET [DATASET ...] (or 'all'); the no-argument "
                          "form runs the embedded default: bash scripts/embedded_default.sh")
+    if any(a.startswith("-") for a in args):  # main.sh: options select the embedded-default main job
+        raise SweepError(f"scripts/coop_nemesis/main.sh {' '.join(args)}: options belong to the embedded-default "
+                         "main job (bash scripts/embedded_default.sh ...), which has no launcher form")
     datasets = ALL_DATASETS if args == ["all"] else list(args)
     shots_list = _words(env, "SHOTS_LIST", "1 2 4 8 16")
     methods = _words(env, "METHODS", "coop pun pan")
     nctx, ctp, csc = _e(env, "NCTX", "16"), _e(env, "CTP", "end"), _e(env, "CSC", "False")
-    nt, np_, cw = _e(env, "NT", "two"), _e(env, "NP", "1"), _e(env, "CW", "0.1")
+    nt, np_, cw = _e(env, "NT", "two"), _e(env, "NP", "2"), _e(env, "CW", "0.5")  # the one PAN default (COOP.md)
     for m in methods:
         if m not in ("coop", "pun", "pan"):
             raise SweepError(f"unknown method {m} (coop | pun | pan)")
@@ -249,8 +261,8 @@ def crt_eval(args: list[str], env: Env) -> list[Run]:
     runs = []
     for dataset in datasets:
         load = epoch
-        if epoch == "auto":
-            load = "50" if dataset == "imagenet" else max_epoch(_repo("configs", "trainers", "CoOp", f"{cfg}.yaml"))
+        if epoch == "auto":  # the MAX_EPOCH of the config used: the YAML, then an OPTIM.MAX_EPOCH in EXTRA_OPTS
+            load = "50" if dataset == "imagenet" else _max_epoch_used(cfg_file, env)
         for seed in _words(env, "SEEDS", "1 2 3"):
             model = f"{out}/{dataset}/CoOp/{cfg}_{shots}shots/nctx{nctx}_csc{csc}_ctp{ctp}/seed{seed}"
             d = f"{crt_root}/CoOpCRT/{dataset}/CoOp/{cfg}_{shots}shots/{sub}/seed{seed}"
@@ -278,11 +290,13 @@ def crt_sweep_run(env: Env, dataset: str, cfg: str, shots: str, types: list[str]
     nctx, csc, ctp = _e(env, "NCTX", "16"), _e(env, "CSC", "False"), _e(env, "CTP", "end")
     pos, rf = _words(env, "POSITIONS", "0 1 2"), _words(env, "REPLACE_FACTORS", "0")
     sf, seeds = _words(env, "SCALE_FACTORS", "0.001"), _words(env, "SEEDS", "1 2 3")
-    epoch = "50" if dataset == "imagenet" else max_epoch(_repo("configs", "trainers", "CoOp", f"{cfg}.yaml"))
+    # $LOAD_EPOCH, else 50 for imagenet, else none: crt_sweep takes the MAX_EPOCH of the config it builds
+    epoch = _e(env, "LOAD_EPOCH") or ("50" if dataset == "imagenet" else "")
     model = f"{out}/{dataset}/CoOp/{cfg}_{shots}shots/nctx{nctx}_csc{csc}_ctp{ctp}/seed{{seed}}"
     base = f"{crt_root}/CoOpCRT/{dataset}/CoOp/{cfg}_{shots}shots"
     a = ["--root", data, "--dataset-config-file", _ds_cfg(dataset), "--config-file", _crt_cfg_file(cfg),
-         "--model-dir", model, "--load-epoch", epoch, "--output-base", base, "--seeds", *seeds, "--types", *types,
+         "--model-dir", model, *(["--load-epoch", epoch] if epoch else []), "--output-base", base, "--seeds", *seeds,
+         "--types", *types,
          "--positions", *pos, "--replace-factors", *rf, "--scale-factors", *sf,
          "--opts", "TRAINER.CoOpCRT.N_CTX", nctx, "TRAINER.CoOpCRT.CSC", csc, "TRAINER.CoOpCRT.CLASS_TOKEN_POSITION",
          ctp, "DATASET.NUM_SHOTS", shots, *_words(env, "EXTRA_OPTS")]

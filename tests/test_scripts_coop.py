@@ -82,9 +82,9 @@ def test_nemesis_train_names_and_sweep(stub):
         assert cfg in text
     assert "imagenet.yaml --config-file " + os.path.join(ROOT, "configs/trainers/CoOp/rn50_ep50.yaml") in text
     assert "imagenet.yaml --config-file " + os.path.join(ROOT, "configs/trainers/CoOp/rn50.yaml") not in text
-    # DG eval loads from imagenet (N22)
+    # DG eval loads from imagenet (N22), by default from the folder `main.sh imagenet` trains (rn50_ep50, 16 shots)
     r = sh("coop_nemesis/eval.sh", "CoOpNemesis", "imagenet_a", 1.0, "two", 2, 0.5, 1.0, env=env)
-    assert r.returncode == 0 and "/imagenet/CoOpNemesis/Beta-1.0/rn50_16shots/" in calls.read_text()
+    assert r.returncode == 0 and "/imagenet/CoOpNemesis/Beta-1.0/rn50_ep50_16shots/" in calls.read_text()
 
 
 def test_crt_eval_script(stub):

@@ -68,7 +68,9 @@ def grid(args) -> list[tuple[str, int, str]]:
         elif kind == "scale":
             out += [("scale", p, f) for p in args.positions for f in args.scale_factors]
         else:
-            raise SystemExit(f"error: unknown corruption type {kind!r} (original | replace | scale)")
+            from dassl.utils.errors import UsageError
+
+            raise UsageError(f"unknown corruption type {kind!r} (--types original | replace | scale)")
     return out
 
 
@@ -87,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-config-file", required=True)
     p.add_argument("--config-file", action="append", required=True)
     p.add_argument("--model-dir", required=True, help="model folder; '{seed}' is replaced by the seed")
-    p.add_argument("--load-epoch", type=int, required=True)
+    p.add_argument("--load-epoch", type=int, default=None,
+                   help="checkpoint epoch to evaluate (default: OPTIM.MAX_EPOCH of the config actually used, "
+                        "i.e. after --config-file and --opts)")
     p.add_argument("--output-base", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--types", nargs="+", default=["original"])
@@ -164,10 +168,31 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
              "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
     for c in args.config_file:
         targs += ["--config-file", c]
-    cfg = setup_cfg(parse_args(targs + list(args.opts)))
-    preflight(cfg)
+    from dassl.data.cache_policy import set_fewshot_cache_writable
+    from dassl.engine.preflight import context_length_of, prompt_settings
+    from dassl.utils import set_random_seed
+    from dassl.utils.errors import ConfigError
+
+    targv = parse_args(targs + list(args.opts))
+    cfg = setup_cfg(targv)
+    load_epoch = cfg.OPTIM.MAX_EPOCH if args.load_epoch is None else args.load_epoch
+    # every checkpoint (and the config) is checked before any image is encoded
+    for seed in sorted({t[0] for t in todo}):
+        targv.model_dir, targv.load_epoch = args.model_dir.replace("{seed}", str(seed)), load_epoch
+        preflight(cfg, targv)
+    n_ctx = context_length_of(prompt_settings(cfg), cfg)
+    bad = sorted({p for _, k, p, _ in todo if k != "original" and n_ctx is not None and not 0 <= p < n_ctx})
+    if bad:
+        raise ConfigError(f"--positions {' '.join(map(str, bad))} outside [0, {n_ctx}) (N_CTX = {n_ctx}): "
+                          f"pass positions from 0 to {n_ctx - 1}")
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
-    dm = DataManager(cfg)
+    set_fewshot_cache_writable(False)  # an evaluation never writes a few-shot cache
+    try:
+        if cfg.SEED >= 0:
+            set_random_seed(cfg.SEED)  # seeded exactly as train.py seeds before building the data
+        dm = DataManager(cfg)
+    finally:
+        set_fewshot_cache_writable(True)
     classnames = [dm.lab2cname[i] for i in range(dm.num_classes)]
     model, _ = build_prompted_clip(cfg, classnames, device)
     if images_depend_on_context(model.learner):
@@ -193,7 +218,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
             raise CheckpointNotFoundError(f'model directory not found: "{model_dir}"')
         fdir = osp.join(model_dir, name)
-        load_trainable_state(model.learner, osp.join(fdir, TrainerBase._resolve_model_file(fdir, args.load_epoch)),
+        load_trainable_state(model.learner, osp.join(fdir, TrainerBase._resolve_model_file(fdir, load_epoch)),
                              name)
         model.eval()
         original = model.learner.context_vectors().detach().clone()
@@ -207,7 +232,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             capture = _Capture()
             root_logger.addHandler(capture)
             try:
-                logger.info(f'Loading weights from "{model_dir}" (epoch = {args.load_epoch}); corrupt type={kind} '
+                logger.info(f'Loading weights from "{model_dir}" (epoch = {load_epoch}); corrupt type={kind} '
                             f"position={pos} factor={factor} seed={seed}")
                 logger.info("Evaluate on the *test* set")
                 results = evaluate_text_features(model, evaluator, text_features, feats, labels)
@@ -217,7 +242,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                           results["accuracy"] / 100.0)
             record = {"split": "test", **{k: float(v) for k, v in results.items()},
                       "total": int(getattr(evaluator, "total", 0)),
-                      "correct": int(getattr(evaluator, "correct", 0)), "epoch": args.load_epoch}
+                      "correct": int(getattr(evaluator, "correct", 0)), "epoch": load_epoch}
             atomic_write_text(json.dumps(record, indent=4) + "\n", osp.join(folder, "results.json"))
             # written last: its macro_f1 marks completion
             atomic_write_text("\n".join(capture.lines) + "\n", osp.join(folder, "log.txt"))
@@ -233,10 +258,10 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         run()
-    except Exception as e:  # user errors: one line
-        from dassl.utils.errors import UsageError
+    except Exception as e:  # user errors (bad config, checkpoint, weights, data): one line, exit 2
+        import train
 
-        if isinstance(e, UsageError):
-            print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, train._user_error_types()):
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -341,6 +341,30 @@ def summarise(args, runs: list[Run]) -> dict:
     return res
 
 
+def previous_results(output: str) -> dict | None:
+    """The ``results.json`` an earlier main job wrote into ``output`` (None if absent or unreadable)."""
+    path = osp.join(output, "results.json")
+    try:
+        with open(path) as f:
+            prev = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return prev if isinstance(prev, dict) and isinstance(prev.get("methods"), dict) else None
+
+
+def merged_args(args, prev: dict | None):
+    """``args`` widened to the methods, shots and seeds of the previous results, so the table is rebuilt from
+    every finished run on disk instead of only those of this (possibly subset) invocation."""
+    if not prev:
+        return args
+    full = argparse.Namespace(**vars(args))
+    methods = set(args.methods) | {m for m in prev.get("methods", {}) if m in METHODS}
+    full.methods = [m for m in METHODS if m in methods]
+    full.shots = sorted(set(args.shots) | {int(k) for k in prev.get("shots", []) if int(k) >= 1})
+    full.seeds = sorted(set(args.seeds) | {int(k) for k in prev.get("seeds", [])})
+    return full
+
+
 def markdown(res: dict) -> str:
     shots = res["shots"]
     methods = res["methods"]
@@ -527,7 +551,13 @@ def main(argv: list[str] | None = None) -> int:
             acc = read_results(run.folder)["accuracy"]
             bar.write(f"{head} ... acc {acc:5.1f}%  ({time.time() - t0:.0f} s)")
             bar.update(1)
-        res = summarise(args, runs)
+        prev = previous_results(args.output)
+        full = merged_args(args, prev)  # a subset run (e.g. --methods zs) merges into the existing table
+        res = summarise(full, build_runs(full))
+        if prev and not do_crt and prev.get("crt"):
+            res["crt"] = prev["crt"]
+        if prev and args.no_plots and prev.get("figures"):
+            res["figures"] = prev["figures"]
         if do_crt:
             k = max(args.shots)
             t0 = time.time()

@@ -291,7 +291,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     metrics: dict[str, float] = {}
     loss_avg = acc_avg = 0.0
     start = time.time()
-    bar = tqdm(range(args.steps), desc="pretrain", file=sys.stderr, dynamic_ncols=True, disable=args.no_progress)
+    bar = tqdm(range(args.steps), desc="pretrain", file=sys.stderr, dynamic_ncols=True,
+               disable=True if args.no_progress else None)  # None: a bar on terminals only
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.steps, args.warmup, args.lr)

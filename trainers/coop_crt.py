@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os.path as osp
+import sys
 from typing import Any, Sequence
 
 import torch
@@ -72,7 +73,7 @@ def encode_images(model, loader, device, prec: str = "fp32") -> tuple[list[torch
     """Raw image features and labels of a loader, one tensor per batch (images moved to ``device``)."""
     autocast = torch.autocast(device_type="cuda") if prec == "amp" and torch.device(device).type == "cuda" else None
     feats, labels = [], []
-    for batch in tqdm(loader, desc="encode test images"):
+    for batch in tqdm(loader, desc="encode test images", file=sys.stderr, leave=False, disable=None):
         images, lab = batch["img"].to(device), batch["label"].to(device)
         if autocast is not None:
             with autocast:

@@ -15,6 +15,7 @@ class ZeroshotCLIP(PromptTrainer):
     """Hand-crafted prompt per dataset (``TRAINER.ZSCLIP.TEMPLATE`` overrides it); nothing is trained."""
 
     LEARNER = "HandcraftedPrompts"
+    ZERO_SHOT = True  # nothing is trained: --eval-only needs no --model-dir (dassl.engine.preflight)
     REFERENCE_NODES = ("TRAINER.ZSCLIP",)
 
     def build_model(self) -> None:

@@ -53,6 +53,29 @@ def _get(cfg: CfgNode, dotted: str):
     return node
 
 
+#: Upper bound of OPTIM.MAX_EPOCH (larger values are typos; the LR schedulers overflow near 2**31).
+MAX_EPOCH_LIMIT = 100_000
+
+
+def _check_number(cfg: CfgNode, key: str, positive: bool) -> None:
+    """A finite number that is > 0 (``positive``) or >= 0; absent keys are skipped."""
+    import math
+
+    node = cfg
+    for part in key.split(".")[:-1]:
+        node = node.get(part)
+        if node is None:
+            return
+    value = node.get(key.split(".")[-1])
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > 0 if positive else value >= 0)
+    if not ok:
+        kind = "a positive" if positive else "a non-negative"
+        raise ConfigError(f"{key}={value!r} must be {kind} finite number")
+
+
 def validate_cfg(cfg: CfgNode) -> None:
     """Check engine-level values once, raising :class:`ConfigError` that names the key.
 
@@ -78,8 +101,22 @@ def validate_cfg(cfg: CfgNode) -> None:
         raise ConfigError(f"TRAIN.RESUME_EVERY_MINUTES={minutes!r} must be a non-negative number (0 = off)")
     if cfg.DATALOADER.NUM_WORKERS < 0:
         raise ConfigError(f"DATALOADER.NUM_WORKERS={cfg.DATALOADER.NUM_WORKERS!r} must be >= 0")
-    if len(cfg.INPUT.SIZE) != 2:
-        raise ConfigError(f"INPUT.SIZE={cfg.INPUT.SIZE!r} must hold two integers (height, width)")
+    size = cfg.INPUT.SIZE
+    if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size)):
+        raise ConfigError(f"INPUT.SIZE={size!r} must hold two positive integers (height, width), e.g. \"(224, 224)\"")
+    if cfg.OPTIM.MAX_EPOCH > MAX_EPOCH_LIMIT:
+        raise ConfigError(
+            f"OPTIM.MAX_EPOCH={cfg.OPTIM.MAX_EPOCH} is implausibly large (limit {MAX_EPOCH_LIMIT:,}): "
+            "set the number of epochs to train"
+        )
+    _check_number(cfg, "OPTIM.LR", positive=True)
+    for key in ("OPTIM.WARMUP_CONS_LR", "OPTIM.WARMUP_MIN_LR", "OPTIM.WEIGHT_DECAY", "OPTIM.MOMENTUM"):
+        _check_number(cfg, key, positive=False)
+    warmup = cfg.OPTIM.WARMUP_EPOCH
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < -1:
+        raise ConfigError(
+            f"OPTIM.WARMUP_EPOCH={warmup!r} must be a number of epochs >= 0 (0 or the default -1: no warm-up)"
+        )
     if cfg.OPTIM.STAGED_LR and not cfg.OPTIM.NEW_LAYERS:
         raise ConfigError("OPTIM.STAGED_LR=True needs OPTIM.NEW_LAYERS (the layers that get the full LR)")
     if cfg.TEST.SPLIT not in ("val", "test"):

@@ -77,6 +77,11 @@ _C.DATASET.CIFAR_C_TYPE = ""
 _C.DATASET.CIFAR_C_LEVEL = 1
 # Use all data in the unlabeled data set (e.g. FixMatch)
 _C.DATASET.ALL_AS_UNLABELED = False
+# Unreadable images (corrupt, truncated, zero-byte): False = stop with an error naming the file and its split;
+# True = skip them, counted and logged with their paths (dassl.data.image_check)
+_C.DATASET.SKIP_BAD_IMAGES = False
+# Check the header of every train/val/test image at start-up (PIL open, no decode; ~1 s per 10,000 images)
+_C.DATASET.CHECK_IMAGES = True
 
 ###########################
 # Dataloader

@@ -9,8 +9,10 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import RandomSampler, SequentialSampler
 from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
-from dassl.utils.errors import ConfigError, DataNotFoundError
+from dassl.utils.errors import BadImageError, ConfigError, DataNotFoundError
 from dassl.utils.tools import read_image
+
+from .image_check import bad_image_message, check_split_images
 
 from .datasets import build_dataset
 from .transforms import INTERPOLATION_MODES, build_transform
@@ -53,9 +55,14 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source=
                             n_domain=n_domain, n_ins=n_ins)
     if dataset_wrapper is None:
         dataset_wrapper = DatasetWrapper
+    wrapper = dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train)
+    if getattr(wrapper, "split_name", None) is None:
+        wrapper.split_name = name
+    skip_bad = bool(cfg.DATASET.get("SKIP_BAD_IMAGES", False))
     data_loader = torch.utils.data.DataLoader(
-        dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
+        wrapper,
         batch_size=batch_size,
+        **({"collate_fn": _collate_skipping_bad} if skip_bad else {}),
         sampler=sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         drop_last=is_train and len(data_source) >= batch_size,
@@ -64,6 +71,30 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source=
     if len(data_loader) == 0:
         raise DataNotFoundError(f"the {name} data loader is empty ({len(data_source)} items, batch size {batch_size})")
     return data_loader
+
+
+def check_dataset_images(dataset, skip: bool) -> None:
+    """Header-check the images of every split (:mod:`dassl.data.image_check`); with ``skip`` drop the bad ones."""
+    done: dict[int, list] = {}
+    for attr, split in (("_train_x", "train"), ("_train_u", "train_u"), ("_val", "val"), ("_test", "test")):
+        items = getattr(dataset, attr, None)
+        if not items:
+            continue
+        if id(items) not in done:  # e.g. ImageNet's val is its test list
+            done[id(items)] = check_split_images(items, split, skip)
+        setattr(dataset, attr, done[id(items)])
+
+
+def _collate_skipping_bad(batch):
+    """``default_collate`` without the items of unreadable images (``DATASET.SKIP_BAD_IMAGES``)."""
+    from torch.utils.data import default_collate
+
+    from dassl.utils.errors import BadImageError
+
+    kept = [item for item in batch if item is not None]
+    if not kept:
+        raise BadImageError("every image of a batch is unreadable (see the warnings above): fix the image files")
+    return default_collate(kept)
 
 
 class DataManager:
@@ -77,6 +108,8 @@ class DataManager:
 
     def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None) -> None:
         dataset = build_dataset(cfg)
+        if cfg.DATASET.get("CHECK_IMAGES", True):
+            check_dataset_images(dataset, skip=bool(cfg.DATASET.get("SKIP_BAD_IMAGES", False)))
 
         if custom_tfm_train is None:
             tfm_train = build_transform(cfg, is_train=True)
@@ -171,6 +204,8 @@ class DatasetWrapper(TorchDataset):
     ToTensor (+ normalize), no augmentation) with ``DATALOADER.RETURN_IMG0``.
     """
 
+    split_name: str | None = None  # set by build_data_loader; named in unreadable-image errors
+
     def __init__(self, cfg, data_source, transform=None, is_train: bool = False) -> None:
         self.cfg = cfg
         self.data_source = data_source
@@ -196,7 +231,15 @@ class DatasetWrapper(TorchDataset):
     def __getitem__(self, idx: int) -> dict:
         item = self.data_source[idx]
         output = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
-        img0 = read_image(item.impath)
+        try:
+            img0 = read_image(item.impath)
+        except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt pixel data, vanished file
+            split = getattr(self, "split_name", None) or ("train" if self.is_train else "test")
+            reason = f"{type(e).__name__}: {e}"
+            if self.cfg.DATASET.get("SKIP_BAD_IMAGES", False):
+                logger.warning(f"WARNING: skipped unreadable image ({split}): {item.impath} ({reason})")
+                return None
+            raise BadImageError(bad_image_message(item.impath, split, reason)) from None
 
         if self.transform is not None:
             if isinstance(self.transform, (list, tuple)):

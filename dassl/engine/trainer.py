@@ -134,6 +134,15 @@ def _load_meter_state(meter: "MetricMeter", state: dict) -> None:
         m.val, m.avg, m.sum, m.count = v["val"], v["avg"], v["sum"], int(v["count"])
 
 
+def describe_device(device: torch.device) -> str:
+    """``cpu (N threads)`` or ``cuda:I (<GPU name>, <memory> GiB)`` for the run header."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 class TrainerBase:
     """Registered models, optimisers and schedulers plus the generic train loop."""
 
@@ -387,8 +396,17 @@ class TrainerBase:
                 self._scheds[name].step()
 
     def detect_anomaly(self, loss: torch.Tensor) -> None:
+        """Stop on a NaN/Inf loss with a user error naming epoch and iteration (exit 2); nothing is saved, so the
+        last good checkpoint stays the one to resume from."""
         if not torch.isfinite(loss).all():
-            raise FloatingPointError("Loss is infinite or NaN!")
+            from dassl.utils.errors import NonFiniteLossError
+
+            epoch, it = getattr(self, "epoch", 0) + 1, getattr(self, "batch_idx", 0) + 1
+            where = f"epoch {epoch}/{getattr(self, 'max_epoch', '?')}, iteration {it}/{getattr(self, 'num_batches', '?')}"
+            raise NonFiniteLossError(
+                f"Loss is infinite or NaN! ({float(loss.detach().float().sum())} at {where}): lower OPTIM.LR, use "
+                "PREC fp32, or check the data; no checkpoint was written for this epoch (the last good one is kept)"
+            )
 
     def model_zero_grad(self, names: str | list[str] | None = None) -> None:
         for name in self.get_model_names(names):
@@ -511,6 +529,7 @@ class SimpleTrainer(TrainerBase):
             self.device = torch.device("cuda")
         else:
             self.device = torch.device("cpu")
+        logger.info(f"Device: {describe_device(self.device)}")
 
         # Save as attributes some frequently used variables
         self.start_epoch = self.epoch = 0

@@ -58,3 +58,21 @@ class UnsafeFileError(UsageError, RuntimeError):
 
 class CorruptCheckpointError(UsageError, RuntimeError):
     """A checkpoint file is empty, truncated or not a PyTorch checkpoint (names the file and what to do)."""
+
+
+class NonFiniteLossError(UsageError, FloatingPointError):
+    """The training loss became NaN/Inf (names epoch and iteration; the last good checkpoint is kept)."""
+
+
+class BadImageError(UsageError, OSError):
+    """An image file cannot be read (names the file and its split; ``DATASET.SKIP_BAD_IMAGES`` skips such files).
+
+    Raised inside a DataLoader worker, torch re-raises it with the worker's traceback in the message; the
+    constructor keeps only this error's own message so the command line still prints one line.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        marker = "BadImageError: "
+        if "\n" in message and marker in message:
+            message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
+        super().__init__(message)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Corruption evaluation of trained CoOp models (one process per setting):
 #   scripts/coop_crt/eval.sh CFG CTP NCTX SHOTS CSC EPOCH CORRUPT POS CRT_FACTOR
-# CORRUPT: original | replace | scale (rescale accepted, passed as scale). EPOCH "auto" = the config's MAX_EPOCH
+# CORRUPT: original | replace | scale (rescale accepted, passed as scale). EPOCH "auto" = the MAX_EPOCH of the config
+# actually used (the YAML, overridden by an OPTIM.MAX_EPOCH in EXTRA_OPTS)
 # (imagenet: 50). Env DATASETS (default: the 11), SEEDS, CRT_ROOT (default <repo>/output_crt).
 # Model: $OUTPUT_ROOT/<dataset>/CoOp/<CFG>_<SHOTS>shots/nctx<NCTX>_csc<CSC>_ctp<CTP>/seed<S>
 # Output: $CRT_ROOT/CoOpCRT/<dataset>/CoOp/<CFG>_<SHOTS>shots/{original | replace/pos-P_std-F | rescale/pos-P_scale-F}/seed<S>
@@ -18,11 +19,18 @@ case "$CORRUPT" in
   *) echo "error: CORRUPT must be original, replace or scale (rescale), got $CORRUPT" >&2; exit 2 ;;
 esac
 CFG_FILE="$REPO/configs/trainers/CoOpCRT/${CFG}.yaml"; [ -f "$CFG_FILE" ] || CFG_FILE="$REPO/configs/trainers/CoOp/${CFG}.yaml"
+[ -f "$CFG_FILE" ] || { echo "error: no config $CFG (configs/trainers/CoOpCRT/$CFG.yaml or CoOp/$CFG.yaml)" >&2; exit 2; }
+# max_epoch_used CFG_FILE: OPTIM.MAX_EPOCH of the config actually used (the YAML, then an OPTIM.MAX_EPOCH in EXTRA_OPTS)
+max_epoch_used() {
+  local e i; e=$(max_epoch "$1")
+  for ((i = 0; i + 1 < ${#EXTRA[@]}; i += 2)); do [ "${EXTRA[$i]}" = "OPTIM.MAX_EPOCH" ] && e=${EXTRA[$((i + 1))]}; done
+  echo "$e"
+}
 require_data
 for DATASET in $DATASETS; do
   LOAD_EPOCH=$EPOCH
   if [ "$EPOCH" = "auto" ]; then
-    if [ "$DATASET" = "imagenet" ]; then LOAD_EPOCH=50; else LOAD_EPOCH=$(max_epoch "$REPO/configs/trainers/CoOp/${CFG}.yaml"); fi
+    if [ "$DATASET" = "imagenet" ]; then LOAD_EPOCH=50; else LOAD_EPOCH=$(max_epoch_used "$CFG_FILE"); fi
   fi
   for SEED in $SEEDS; do
     MODEL_DIR="$OUTPUT_ROOT/$DATASET/CoOp/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}"

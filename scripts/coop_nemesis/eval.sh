@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Domain generalisation of ImageNet-trained CoOp+Nemesis (CFG rn50, 16 shots, M=16, end, generic):
-# scripts/coop_nemesis/eval.sh TRAINER DATASET ALPHA NT NP CW BETA   (LOAD_EPOCH default 50, CFG env default rn50)
+# Domain generalisation of ImageNet-trained CoOp+Nemesis (CFG rn50_ep50, 16 shots, M=16, end, generic):
+# scripts/coop_nemesis/eval.sh TRAINER DATASET ALPHA NT NP CW BETA   (LOAD_EPOCH default 50, CFG env default rn50_ep50:
+# the config scripts/coop_nemesis/main.sh trains imagenet with, so `main.sh imagenet` then `eval.sh` connect)
 # Model: $OUTPUT_ROOT/imagenet/<TRAINER>/Beta-<BETA>/<CFG>_16shots/<name>/seed<S> (always imagenet: N22 fixed)
 # Output: $OUTPUT_DG_ROOT (default <repo>/output_dg)/<DATASET>/<TRAINER>/Beta-<BETA>/<CFG>_16shots/<name>/seed<S>
 set -euo pipefail
@@ -9,7 +10,7 @@ source "$HERE/../coop/lib.sh"
 source "$HERE/lib.sh"
 if [ $# -ne 7 ]; then echo "usage: $0 TRAINER DATASET ALPHA NT NP CW BETA" >&2; exit 2; fi
 TRAINER=$1 DATASET=$2 ALPHA=$3 NT=$4 NP=$5 CW=$6 BETA=$7
-CFG="${CFG:-rn50}" OUTPUT_DG_ROOT="${OUTPUT_DG_ROOT:-$REPO/output_dg}"
+CFG="${CFG:-${BACKBONE_CFG:-rn50}_ep50}" OUTPUT_DG_ROOT="${OUTPUT_DG_ROOT:-$REPO/output_dg}"
 require_data
 NAME=$(nemesis_name "$ALPHA" "$NT" "$NP" "$CW" "$BETA" 16 False end)
 for SEED in $SEEDS; do

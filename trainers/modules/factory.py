@@ -82,6 +82,9 @@ def build_prompted_clip(cfg, classnames: Sequence[str], device: torch.device | s
         clip_model = clip.load_clip(
             cfg.MODEL.BACKBONE.NAME, precision=cfg.TRAINER.PREC, device=device, pretrained=cfg.MODEL.BACKBONE.PRETRAINED
         )
+        from dassl.engine.preflight import check_finite_backbone
+
+        check_finite_backbone(clip_model, cfg.MODEL.BACKBONE.NAME)  # NaN/Inf weights: error, not chance accuracy
         check_input_cfg(cfg.INPUT, clip_model)  # INPUT.* vs the backbone's preprocessing (warnings; size error)
     logger.info("Building custom CLIP")
     learner = PROMPT_LEARNER_REGISTRY.build(learner_name, cfg, classnames, clip_model).to(device)

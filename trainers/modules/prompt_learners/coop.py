@@ -93,6 +93,12 @@ class CoOpPromptLearner(PromptLearner):
     or a stack ``[K, M, Dt]``/``[K, C, M, Dt]`` and returns ``[K*C, L, Dt]`` (context-major).
     """
 
+    @staticmethod
+    def context_length(n_ctx: int, ctx_init: str = "") -> int:
+        """Context vectors this learner builds from ``N_CTX``/``CTX_INIT`` (used by the pre-flight checks)."""
+        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        return len(ctx_init.split(" ")) if ctx_init else int(n_ctx)
+
     def __init__(
         self,
         classnames: Sequence[str],
@@ -144,6 +150,7 @@ class CoOpPromptLearner(PromptLearner):
 
         tok = _tokenizer()
         name_lens = [len(tok.encode(name)) for name in self.classnames]
+        _check_prompt_fits(n_ctx, name_lens, self.classnames, int(getattr(clip_model, "context_length", 77)))
         prompts = [f"{prompt_prefix} {name}." for name in self.classnames]
         tokenized = _tokenize(prompts).to(emb_device)  # [C, L]
         with torch.no_grad():
@@ -212,3 +219,17 @@ class CoOpPromptLearner(PromptLearner):
             prompts=prompts.reshape(k * self.n_cls, *prompts.shape[-2:]),  # [K*C, L, Dt]
             tokenized_prompts=self.tokenized_prompts.repeat(k, 1),  # [K*C, L]
         )
+
+
+def _check_prompt_fits(n_ctx: int, name_lens: Sequence[int], classnames: Sequence[str], context_length: int) -> None:
+    """``SOT + n_ctx + class-name tokens + '.' + EOT`` must fit the text context (a ConfigError naming N_CTX)."""
+    if not name_lens:
+        return
+    longest = max(range(len(name_lens)), key=lambda i: name_lens[i])
+    need = n_ctx + name_lens[longest] + 3
+    if need > context_length:
+        raise ConfigError(
+            f"N_CTX = {n_ctx} is too large: the prompt for class {classnames[longest]!r} needs {need} tokens, "
+            f"CLIP's text context holds {context_length}; use N_CTX <= {context_length - 3 - name_lens[longest]}"
+        )
+

@@ -76,6 +76,11 @@ class MaPLePromptLearner(CoOpPromptLearner):
     prompts_image_tower = True
     checkpoint_name = "MultiModalPromptLearner"
 
+    @staticmethod
+    def context_length(n_ctx: int, ctx_init: str = "") -> int:
+        """N_CTX vectors whatever ``ctx_init`` says (it only initialises the first ones; pre-flight checks)."""
+        return int(n_ctx)
+
     def __init__(
         self, classnames: Sequence[str], clip_model: nn.Module, n_ctx: int = 2, ctx_init: str = "a photo of a",
         prompt_depth: int = 9, init_std: float = 0.02,

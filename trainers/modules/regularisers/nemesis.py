@@ -155,6 +155,19 @@ class Nemesis(Regulariser):
         self._log: dict[str, float] = {}
         self.alpha = None
 
+    @staticmethod
+    def check_options(n_ctx: int | None, a=None, beta=None, n_pos=None, cw=None, **_: Any) -> None:
+        """Pre-flight check of the constructor options without a model (``n_ctx``: None when unknown)."""
+        if a is None or isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
+            raise ConfigError(f"A (Nemesis loss weight) must be a non-negative number, got {a!r}")
+        if check_beta(beta) < 1.0 and n_ctx is not None:
+            _, random_mode = parse_np(n_pos, n_ctx)
+            if not random_mode and (cw is None or isinstance(cw, bool) or not isinstance(cw, (int, float))
+                                    or not 0.0 <= cw < 1.0):
+                raise ConfigError(
+                    f"CW (PAN down-scaling factor) must be a number in [0, 1) when BETA < 1, got {cw!r}"
+                )
+
     @property
     def uses_pan(self) -> bool:
         return self.beta < 1.0
