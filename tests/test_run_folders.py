@@ -141,12 +141,13 @@ def test_completion_record_and_config_hash(files, finished):
 @pytest.mark.parametrize("extra,pattern", [
     (["OPTIM.LR", "0.01"], r"OPTIM\.LR: 0\.05 in the folder, 0\.01 requested"),
     (["OPTIM.MAX_EPOCH", "5"], r"OPTIM\.MAX_EPOCH: 3 in the folder, 5 requested"),  # raising MAX_EPOCH: a change
-    (["--eval-only", "--model-dir", "/x"], r"--eval-only: False in the folder, True requested"),
+    (["--eval-only", "--model-dir", "{finished}"], r"--eval-only: False in the folder, True requested"),
     (["OPTIM.LR", "-"], r"Type mismatch|bad command-line option"),
 ])
 def test_failing_invocation_leaves_folder_byte_identical(files, finished, capsys, extra, pattern):
     before = tree_hash(finished)
     capsys.readouterr()
+    extra = [x.replace("{finished}", str(finished)) for x in extra]
     assert train.cli(argv(files, finished) + extra) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and re.search(pattern, err[0]), err
