@@ -155,6 +155,7 @@ def main(args: argparse.Namespace) -> None:
     from dassl.engine import build_trainer
     from dassl.engine.preflight import preflight
     from dassl.utils import collect_env_info, get_git_sha, run_record, set_random_seed, setup_logger
+    from dassl.utils.run_header import log_run_header
     from dassl.utils.logger import commit_log
     from dassl.utils.tools import atomic_write_text
 
@@ -181,7 +182,7 @@ def main(args: argparse.Namespace) -> None:
         logger.info("Collecting env info ...")
         logger.info(f"** System info **\n{_env_info(collect_env_info)}\n")
         logger.info(f"Git commit: {get_git_sha() or 'unknown'}")
-        __import__("dassl.utils.run_header", fromlist=["_"]).log_run_header(cfg, logger)  # transforms, git, versions, GPU
+        log_run_header(cfg, logger)  # transform pipelines, git commit/dirty, versions, GPU
         trainer = build_trainer(cfg)
         train_run = not args.eval_only and not args.no_train
         if args.eval_only:

@@ -9,7 +9,7 @@ Example (few-shot CoOp vs CoOp+Nemesis, scripts/coop_nemesis/main.sh)::
     datasets: [eurosat, dtd]     # or: all
     methods: [coop, pun, pan]
     shots: [1, 2, 4, 8, 16]
-    seeds: [1, 2, 3]
+    seeds: [1, 2, 3]             # or: nseeds: 5  (seeds 1..5)
     overrides: {OPTIM.MAX_EPOCH: 5}   # KEY VALUE opts appended to every run (EXTRA_OPTS)
     options: {PUN_ALPHA: 10.0}        # the scripts' environment knobs (NCTX, CTP, CW, W, LOAD_EPOCH, ...)
     slurm: {partition: gpu, time: 240, gpus_per_task: 1, cpus_per_task: 8, mem_gb: 32, array_parallelism: 64}
@@ -42,7 +42,7 @@ PROTOCOL_METHODS = {
     "crt": ("coop",),
 }
 DEFAULT_METHODS = {"fewshot": ["coop", "pun", "pan"], "zeroshot": ["ZeroshotCLIP"], "crt": ["coop"]}
-KEYS = {"name", "protocol", "data", "output_root", "sweep_dir", "datasets", "methods", "shots", "seeds", "cfg",
+KEYS = {"name", "protocol", "data", "output_root", "sweep_dir", "datasets", "methods", "shots", "seeds", "nseeds", "cfg",
         "backbone_cfg", "xd_cfg", "overrides", "options", "do_test", "python", "executor", "local", "slurm"}
 OPTIONS = {"NCTX", "CTP", "CSC", "NT", "NP", "CW", "PUN_ALPHA", "PAN_ALPHA", "PAN_BETA", "W", "LOAD_EPOCH",
            "BASELINE", "POSITIONS", "REPLACE_FACTORS", "SCALE_FACTORS", "CRT_ROOT", "OUTPUT_DG_ROOT", "DO_TEST"}
@@ -98,6 +98,19 @@ def _list(d: dict, key: str, default: list | None = None) -> list[str]:
     return [_str(x) for x in v]
 
 
+def _seeds(data: dict, path: str) -> list[str]:
+    """``seeds: [1, 2, 3]`` (explicit list), or ``nseeds: N`` for seeds 1..N (the papers use 3; 5 or 10 for the
+    high-variance datasets is then a one-word change)."""
+    if data.get("nseeds") is None:
+        return _list(data, "seeds", [1, 2, 3])
+    n = data["nseeds"]
+    if data.get("seeds") is not None:
+        raise SpecError(f"{path}: give either seeds (a list) or nseeds (a count), not both")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SpecError(f"{path}: nseeds must be a positive integer (seeds 1..N), got {n!r}")
+    return [str(i) for i in range(1, n + 1)]
+
+
 def load_spec(path: str) -> Spec:
     """Read and check a spec file (keys, protocol, methods); relative paths are taken from the current folder."""
     import yaml
@@ -150,7 +163,7 @@ def load_spec(path: str) -> Spec:
     for k in ("CRT_ROOT", "OUTPUT_DG_ROOT"):
         if env.get(k):
             env[k] = _abs(env[k])
-    env["SEEDS"] = " ".join(_list(data, "seeds", [1, 2, 3]))
+    env["SEEDS"] = " ".join(_seeds(data, path))
     overrides = data.get("overrides") or {}
     if isinstance(overrides, dict):
         opts = [x for k, v in overrides.items() for x in (str(k), _str(v))]

@@ -139,6 +139,26 @@ def test_spec_fewshot_equals_nemesis_main(stub):
     assert len(runs) == 2 * 3 * 3 * 2
 
 
+def test_spec_nseeds_is_seeds_one_to_n(stub):
+    env, tmp = stub
+    base = f"""
+        protocol: fewshot
+        data: {tmp}/data
+        output_root: {tmp}/out
+        datasets: [eurosat]
+        methods: [coop]
+        shots: [16]
+        """
+    runs = expand_spec(load_spec(write(tmp, base + "nseeds: 5\n")))
+    explicit = expand_spec(load_spec(write(tmp, base + "seeds: [1, 2, 3, 4, 5]\n")))
+    assert [r.command() for r in runs] == [r.command() for r in explicit]
+    assert sorted(r.folders[0].rstrip("/").rsplit("seed", 1)[-1] for r in runs) == ["1", "2", "3", "4", "5"]
+    with pytest.raises(SpecError, match="not both"):
+        load_spec(write(tmp, base + "nseeds: 2\n        seeds: [1]\n"))
+    with pytest.raises(SpecError, match="positive integer"):
+        load_spec(write(tmp, base + "nseeds: 0\n"))
+
+
 def test_spec_base2new_and_xd(stub):
     env, tmp = stub
     spec = load_spec(write(tmp, f"""

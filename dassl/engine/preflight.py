@@ -190,10 +190,13 @@ def check_corruption(cfg) -> None:
 
 
 def check_regularisers(cfg) -> None:
-    """Each regulariser's ``check_options(n_ctx, **kwargs)`` hook (e.g. Nemesis: A >= 0, NP in [1, N_CTX], CW)."""
-    cls = _trainer_class(cfg)
-    names = list(getattr(cls, "REGULARISERS", ())) + list(cfg.get("REGULARISERS", {}).get("NAMES", []) or [])
-    if not names or not hasattr(cls, "regulariser_kwargs"):
+    """Each regulariser's ``check_options(n_ctx, **kwargs)`` hook (e.g. Nemesis: A >= 0, NP in [1, N_CTX], CW).
+
+    The options come from the canonical ``REGULARISER.<NAME>`` node (filled from the reference spellings such as
+    ``TRAINER.CoOpNemesis.*`` when the config was built), exactly as the factory will read them.
+    """
+    names = list(dict.fromkeys(cfg.get("REGULARISERS", {}).get("NAMES", []) or []))
+    if not names:
         return
     try:
         from trainers.modules import REGULARISER_REGISTRY
@@ -201,14 +204,17 @@ def check_regularisers(cfg) -> None:
         return
 
     n_ctx = context_length_of(prompt_settings(cfg), cfg)
-    for name in dict.fromkeys(names):
+    for name in names:
+        if name not in REGULARISER_REGISTRY:
+            continue  # validate_components names it
         check = getattr(REGULARISER_REGISTRY.get(name), "check_options", None)
         if not callable(check):
             continue
+        kwargs = REGULARISER_REGISTRY.options(name, cfg).constructor_kwargs(cfg)
         try:
-            check(n_ctx, **cls.regulariser_kwargs(_unbuilt(cls), cfg, name))
+            check(n_ctx, **kwargs)
         except ConfigError as e:
-            node = getattr(cls, "PROMPT_NODE", None)
+            node = getattr(_trainer_class(cfg), "PROMPT_NODE", None)
             where = f"TRAINER.{node}.* or REGULARISER.{name.upper()}.*" if node else f"REGULARISER.{name.upper()}.*"
             raise ConfigError(f"{cfg.TRAINER.NAME} {name} option ({where}): {e}") from None
 
