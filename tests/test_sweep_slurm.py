@@ -138,9 +138,11 @@ def test_slurm_sweep_matches_local_with_a_requeued_task(cluster, tmp_path):
         for c in a[k]["weights"]:
             sa, sb = a[k]["weights"][c], b[k]["weights"][c]
             assert sa.keys() == sb.keys() and all(sa[t].equal(sb[t]) for t in sa), (k, c)
-    # the requeued task ran twice: the second attempt continued the folder (epoch 1 not trained again)
+    # the requeued task ran twice: the second attempt continued the folder (epoch 1 not trained again; epoch 2 is
+    # continued from the resume checkpoint the SIGTERM wrote, so its lines may or may not repeat)
     text = log0.read_text(errors="replace")
-    assert text.count("epoch [1/4]") == 2 and text.count("epoch [2/4]") >= 3 and text.count("epoch [4/4]") == 2, text
+    assert text.count("epoch [1/4]") == 2 and text.count("epoch [2/4]") >= 2 and text.count("epoch [4/4]") == 2, text
+    assert "Resuming from" in text or "resume" in text.lower(), text
 
 
 def test_local_cluster_start_is_idempotent(cluster):

@@ -152,6 +152,8 @@ def test_crt_sweep_matches_separate_runs(env, coop_run):
         assert torch.equal(ours["prompt_norm"], theirs["prompt_norm"])
         assert "macro_f1" in (folder / "log.txt").read_text().splitlines()[-1]
     assert crt_sweep.run(argv) == {}  # second call: everything finished, skipped
+    # an interrupted setting: no completion record (run.json is written last), log without its result block
+    (base / "original" / "seed1" / "run.json").unlink()
     (base / "original" / "seed1" / "log.txt").write_text("interrupted\n")
     assert list(crt_sweep.run(argv)) == [str(base / "original" / "seed1")]  # only the interrupted one redone
 

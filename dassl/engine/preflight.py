@@ -106,7 +106,12 @@ def prompt_settings(cfg) -> dict:
     if node is not None and "N_CTX" in node:
         if lcls is None or not hasattr(lcls, "context_length"):
             return {}
-        return {k: node.get(k) for k in ("N_CTX", "CTX_INIT", "CSC") if k in node}
+        out = {k: node.get(k) for k in ("N_CTX", "CTX_INIT", "CSC") if k in node}
+        if "CTX_INIT" in out and not isinstance(out["CTX_INIT"], str):  # KgCoOp YAMLs: True = "a photo of a"
+            from trainers.modules.prompt_learners.coop import normalise_ctx_init
+
+            out["CTX_INIT"] = normalise_ctx_init(out["CTX_INIT"], "MODEL.PROMPT_LEARNER.CTX_INIT")
+        return out
     cls = _trainer_class(cfg)
     fn = getattr(cls, "prompt_settings", None)
     if fn is None:
