@@ -27,7 +27,7 @@ from yacs.config import CfgNode as CN
 from clip.clip import PRECISIONS
 from clip.config import finalize_backbone_cfg
 from dassl.config import get_cfg_default
-from dassl.config.sources import ConfigSources
+from dassl.config.sources import ConfigSources, has_key
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils.errors import ConfigError
 
@@ -155,7 +155,7 @@ def spellings(trainer_cls: type | None) -> dict[str, list[str]]:
 
 def _resolve_key(cfg, sources: ConfigSources, canonical: str, names: list[str]) -> tuple[Any, str] | None:
     """(value, spelling) the user wrote last for ``canonical`` (None if no spelling was written)."""
-    written = [(sources.rank(n), n) for n in names if _exists(cfg, n) and sources.rank(n) is not None]
+    written = [(sources.rank(n), n) for n in names if has_key(cfg, n) and sources.rank(n) is not None]
     if not written:
         return None
     top = max(r for r, _ in written)
@@ -169,15 +169,6 @@ def _resolve_key(cfg, sources: ConfigSources, canonical: str, names: list[str]) 
                 f"of {canonical} with different values; keep one"
             )
     return values[first], first
-
-
-def _exists(cfg, key: str) -> bool:
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def resolve_cfg(cfg, sources: ConfigSources | None = None) -> None:
@@ -194,16 +185,16 @@ def resolve_cfg(cfg, sources: ConfigSources | None = None) -> None:
     origins: dict[str, str] = {}
     table = spellings(trainer_cls)
     for canonical, names in table.items():
-        if _exists(cfg, canonical):
+        if has_key(cfg, canonical):
             got = _resolve_key(cfg, sources, canonical, names)
             if got is not None:
                 _set(cfg, canonical, got[0])
                 origins[canonical] = got[1]
     for key, value in (getattr(trainer_cls, "DEFAULTS", None) or {}).items():  # the trainer's table of defaults
-        if key not in origins and sources.rank(key) is None and _exists(cfg, key):
+        if key not in origins and sources.rank(key) is None and has_key(cfg, key):
             _set(cfg, key, value)
     cfg.__dict__["origins"] = origins
-    cfg.__dict__["spellings"] = {k: [n for n in v[1:] if _exists(cfg, n)] for k, v in table.items()}
+    cfg.__dict__["spellings"] = {k: [n for n in v[1:] if has_key(cfg, n)] for k, v in table.items()}
     if trainer_cls is None or not hasattr(trainer_cls, "LEARNER"):
         return  # not a prompt trainer (or unknown: preflight reports it)
     if not cfg.MODEL.PROMPT_LEARNER.NAME:

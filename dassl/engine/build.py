@@ -8,13 +8,13 @@ from dassl.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINER_REGISTRY", "build_trainer"]
+__all__ = ["TRAINER_REGISTRY", "build_trainer", "trainer_class"]
 
 TRAINER_REGISTRY = Registry("TRAINER")
 
 
-def build_trainer(cfg):
-    """Instantiate ``TRAINER_REGISTRY[cfg.TRAINER.NAME](cfg)``.
+def trainer_class(cfg):
+    """The registered class named by ``cfg.TRAINER.NAME``.
 
     Raises:
         ConfigError: the name is empty or not registered (the message names the closest trainer).
@@ -26,6 +26,12 @@ def build_trainer(cfg):
         )
     if name not in TRAINER_REGISTRY:
         raise ConfigError(f"TRAINER.NAME: {TRAINER_REGISTRY.unknown_message(name)}")
+    return TRAINER_REGISTRY.get(name)
+
+
+def build_trainer(cfg):
+    """Instantiate ``TRAINER_REGISTRY[cfg.TRAINER.NAME](cfg)`` (errors: :func:`trainer_class`)."""
+    cls = trainer_class(cfg)
     if cfg.VERBOSE:
-        logger.info(f"Loading trainer: {name}")
-    return TRAINER_REGISTRY.get(name)(cfg)
+        logger.info(f"Loading trainer: {cfg.TRAINER.NAME}")
+    return cls(cfg)

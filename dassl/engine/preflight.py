@@ -61,16 +61,9 @@ def is_zero_shot(cls) -> bool:
 
 def check_trainer(cfg) -> None:
     """The trainer name exists and its ``check_cfg`` accepts the config (trainer and component options)."""
-    from .build import TRAINER_REGISTRY
+    from .build import trainer_class
 
-    name = cfg.TRAINER.NAME
-    if not name:
-        raise ConfigError(
-            f"TRAINER.NAME is empty: pass --trainer NAME (registered: {', '.join(sorted(TRAINER_REGISTRY))})"
-        )
-    if name not in TRAINER_REGISTRY:
-        raise ConfigError(f"TRAINER.NAME: {TRAINER_REGISTRY.unknown_message(name)}")
-    cls = TRAINER_REGISTRY.get(name)
+    cls = trainer_class(cfg)
     validate = getattr(cls, "validate_cfg", None)  # class-level check (prompt trainers)
     if callable(validate):
         validate(cfg)
