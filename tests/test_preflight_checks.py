@@ -3,7 +3,6 @@ before the dataset is read or CLIP is loaded (both are patched to fail loudly he
 existing run folder byte-identical (hashes compared)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -13,20 +12,11 @@ import torch
 
 import train
 from tests.helpers.trainer_fixtures import tiny_eurosat_env
+from tests.helpers.files import tree_hashes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DS = os.path.join(ROOT, "configs", "datasets")
 N_CTX, WIDTH = 16, 64  # the CoOp default context and the tiny CLIP's text width
-
-
-def tree_hashes(folder) -> dict[str, str]:
-    out = {}
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def fake_run(folder, ctx: torch.Tensor | None = None, epochs=(2,), extra: dict | None = None):

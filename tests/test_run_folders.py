@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import glob
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from dassl.utils.logger import close_logger
 from tests.helpers.engine_fixtures import make_image_folder
 from tests.helpers.script_stub import python_stub_env
 from tests.helpers.trainer_fixtures import tiny_eurosat_env
+from tests.helpers.files import tree_hashes as tree_hash
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTRA = "tests.helpers.engine_fixtures,tests.helpers.fault_injection"
@@ -51,17 +51,6 @@ TRAIN:
 USE_CUDA: False
 """
 LOSS_RE = re.compile(r"^epoch \[(\d+)/\d+\] batch \[(\d+)/\d+\] time \S+ \(\S+\) data \S+ \(\S+\) (.* lr \S+) eta ")
-
-
-def tree_hash(folder) -> dict[str, str]:
-    """sha256 of every file (hidden ones included) under ``folder``."""
-    out = {}
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            p = os.path.join(dirpath, name)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def losses(log_path) -> dict[tuple[int, int], str]:
