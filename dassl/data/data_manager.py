@@ -7,7 +7,6 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import RandomSampler, SequentialSampler
-from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
 from dassl.utils.errors import BadImageError, ConfigError, DataNotFoundError
 from dassl.utils.tools import read_image
@@ -16,6 +15,7 @@ from .image_check import bad_image_message, check_split_images
 
 from .datasets import build_dataset
 from .transforms import INTERPOLATION_MODES, build_transform
+from .transforms.pil_ops import Compose, Normalize, Resize, ToTensor
 
 logger = logging.getLogger(__name__)
 
