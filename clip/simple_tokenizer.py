@@ -11,7 +11,6 @@ import html
 import importlib.util
 import os
 
-import ftfy
 import regex as re
 
 __all__ = ["SimpleTokenizer", "bytes_to_unicode", "default_bpe"]
@@ -64,9 +63,25 @@ def _symbol_pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
     return set(zip(word[:-1], word[1:]))
 
 
+def _is_ftfy_fixed_point(text: str) -> bool:
+    """True for printable ASCII without ``&``: every ftfy fixer (mojibake, C1 controls, ligatures, widths, curly
+    quotes, line breaks, surrogates, terminal escapes, control characters, NFC, HTML entities) leaves such text
+    unchanged, so ``ftfy.fix_text`` (whose import costs ~0.3 s of every process) is skipped for it
+    (``tests/test_clip_tokenizer.py`` checks the claim on class names and random strings)."""
+    return text.isascii() and text.isprintable() and "&" not in text
+
+
+def _fix_text(text: str) -> str:
+    if _is_ftfy_fixed_point(text):
+        return text
+    import ftfy
+
+    return ftfy.fix_text(text)
+
+
 def _clean(text: str) -> str:
     """ftfy fix, HTML-unescape twice, collapse whitespace, strip, lower-case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    text = html.unescape(html.unescape(_fix_text(text))).strip()
     return re.sub(r"\s+", " ", text).strip().lower()
 
 

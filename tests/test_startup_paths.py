@@ -44,3 +44,27 @@ def test_env_report_lists_torch_and_pillow():
     info = tools.collect_env_info()
     assert f"PyTorch version: {torch.__version__}" in info
     assert "[pip3] torch==" in info and "Pillow (" in info
+
+
+def test_tokenizer_skips_ftfy_only_where_it_is_the_identity():
+    import random
+    import string
+
+    import ftfy
+
+    from clip import simple_tokenizer as st
+    from tests.test_clip_tokenizer import CALTECH101, OXFORD_PETS
+
+    rnd = random.Random(0)
+    alphabet = string.printable[:95]  # printable ASCII incl. space, quotes, '<', '\\', no tab/newline
+    texts = [f"a photo of a {c.replace('_', ' ')}." for c in CALTECH101 + OXFORD_PETS]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(3000)]
+    texts += ["<b>x</b>", "it's", "a   b", "\\x1b", "''", "--", "a<>b"]
+    skipped = [t for t in texts if st._is_ftfy_fixed_point(t)]
+    assert len(skipped) > 1000
+    for t in skipped:
+        assert ftfy.fix_text(t) == t, repr(t)
+    # everything else still goes through ftfy
+    for t in ["caf\u00e9", "sÃ³", "a &amp; b", "tab\there", "line\r\nbreak", "\x1b[31mred", "\ufb01sh"]:
+        assert not st._is_ftfy_fixed_point(t)
+        assert st._fix_text(t) == ftfy.fix_text(t)
