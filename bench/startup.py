@@ -13,7 +13,8 @@ checkpoint (1 epoch) are generated in a temporary folder. Each round then starts
 
   ``torch`` (``import torch``), ``import`` (engine, trainers, datasets, clip), ``config`` (``setup_cfg`` +
   pre-flight), ``dataset`` (``DataManager``: reader, split, loaders), ``clip`` (CLIP load in the factory),
-  ``model`` (the rest of ``build_trainer`` and ``load_model``), ``first_batch`` (from the start of the evaluation
+  ``model`` (the rest of ``build_trainer`` and ``load_model``, with its parts ``env_info`` -- waiting for the
+  environment report --, ``header`` -- the run header's git and version probes -- and ``tokenizer``), ``first_batch`` (from the start of the evaluation
   to the first batch in the model: the first useful work), ``rest`` (the remaining evaluation and the exit).
 
 It prints the median of each phase, ``first useful work - import torch`` (target: <= 1 s) and its ratio to the
@@ -115,6 +116,26 @@ def child(argv: list[str]) -> int:
         return real_test(self, *a, **k)
 
     engine_trainer.SimpleTrainer.test = test
+    spent = {"env_info": 0.0, "header": 0.0, "tokenizer": 0.0}
+
+    def timed(obj, name, key):
+        real = getattr(obj, name)
+
+        def wrapped(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return real(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - t0
+
+        setattr(obj, name, wrapped)
+
+    import clip.clip as clip_clip
+    import dassl.utils.run_header as run_header
+
+    timed(train, "_env_info", "env_info")
+    timed(run_header, "log_run_header", "header")
+    timed(clip_clip, "_get_tokenizer", "tokenizer")
     code = train.cli(argv)
     marks["rest"] = time.perf_counter()
     if code != 0:
@@ -126,6 +147,7 @@ def child(argv: list[str]) -> int:
     t["dataset"] = marks["dataset"] - marks["dataset_start"]
     t["clip"] = marks["clip"] - marks["clip_start"]
     t["model"] = (marks["model"] - marks["config"]) - t["dataset"] - t["clip"]  # logger, header, build, load
+    t.update(spent)  # parts of "model"
     t["first_batch"] = marks["first_batch"] - marks["model"]
     t["rest"] = marks["rest"] - marks["first_batch"]
     t["until_first_batch"] = marks["first_batch"] - _T0
@@ -211,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'phase':<14} {'seconds':>8}")
     for k in PHASES:
         print(f"{k:<14} {med[k]:8.3f}")
+        if k == "model":
+            for sub in ("env_info", "header", "tokenizer"):
+                print(f"  {sub:<12} {med[sub]:8.3f}")
     print(f"{'first batch at':<14} {med['until_first_batch']:8.3f}  (from process start, in-process clock)")
     print(f"python -c 'import torch' (whole process): {floor:.3f} s; import torch in the child: {med['torch']:.3f} s")
     print(f"first useful work - import torch: {med['after_torch']:.3f} s (target <= 1 s)")

@@ -85,14 +85,31 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+def _read_lines(path: str, n: int) -> list[str]:
+    """The first ``n`` lines of a gzip text file (UTF-8), decompressing only as far as needed (the merges used are
+    the first fifth of the file)."""
+    chunks: list[bytes] = []
+    newlines = 0
+    with gzip.open(path, "rb") as fh:
+        while newlines < n:
+            chunk = fh.read(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+        data = b"".join(chunks)
+        if fh.read(1):  # stopped early: keep whole lines only (a chunk may end inside a UTF-8 sequence)
+            data = data[: data.rfind(b"\n") + 1]
+    return data.decode("utf-8").split("\n")[:n]
+
+
 class SimpleTokenizer:
     """Byte-level BPE with ``</w>`` end-of-word markers; ``<|startoftext|>`` is 49406, ``<|endoftext|>`` 49407."""
 
     def __init__(self, bpe_path: str | None = None) -> None:
         self.byte_encoder = bytes_to_unicode()
         self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
-        with gzip.open(bpe_path or default_bpe(), "rt", encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
+        lines = _read_lines(bpe_path or default_bpe(), _NUM_MERGES + 1)
         merges = [tuple(line.split()) for line in lines[1 : _NUM_MERGES + 1]]
         base = list(self.byte_encoder.values())
         vocab = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + [SOT_TEXT, EOT_TEXT]
