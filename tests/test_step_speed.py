@@ -56,3 +56,51 @@ def test_pan_copy0_sharing_is_exact():
     assert s0.count(3 * 6) == 6
     if all(reg._share_copy0.values()):  # exact on this machine: after the first (checking) step only NP*C
         assert s1.count(3 * 6) == 1 and s1.count(2 * 6) == 1 + 5
+
+
+def _cocoop(text_checkpoint: bool, text_chunk: int = 0):
+    from trainers.modules import CoCoOpPromptLearner
+
+    torch.manual_seed(0)
+    clip_model = build_clip_from_config()
+    names = [f"class {i}" for i in range(5)]
+    learner = CoCoOpPromptLearner(names, clip_model, n_ctx=4)
+    return PromptedCLIP(clip_model, learner, Similarity(clip_model, names), text_chunk=text_chunk,
+                        text_checkpoint=text_checkpoint).train()
+
+
+def test_text_checkpointing_gives_the_same_logits_and_gradients():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(3, 3, 32, 32, generator=g)
+    labels = torch.tensor([0, 3, 1])
+    results = []
+    for ckpt, chunk in ((False, 0), (True, 0), (True, 1)):
+        model = _cocoop(ckpt, chunk)
+        assert model.clip.transformer.grad_checkpointing is ckpt
+        out = model(images)
+        torch.nn.functional.cross_entropy(out.logits, labels).backward()
+        grads = {n: p.grad.clone() for n, p in model.learner.named_parameters()}
+        results.append((out.logits.detach(), grads))
+    ref_logits, ref_grads = results[0]
+    assert set(ref_grads) and all(g.abs().sum() > 0 for g in ref_grads.values())
+    for logits, grads in results[1:]:
+        assert torch.equal(logits, ref_logits)
+        assert all(torch.equal(grads[n], ref_grads[n]) for n in ref_grads)
+
+
+def test_text_checkpoint_config_key_reaches_the_model(tmp_path):
+    from tests.helpers.trainer_fixtures import tiny_eurosat_env
+    import train
+    from dassl.engine import build_trainer
+    import os
+
+    env = tiny_eurosat_env(tmp_path)
+    ds = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "datasets",
+                      "eurosat.yaml")
+    base = ["--root", env["data"], "--trainer", "CoCoOp", "--dataset-config-file", ds, "--config-file", env["cfg"],
+            "--output-dir", str(tmp_path / "out"), "TRAINER.COCOOP.N_CTX", "4"]
+    for opts, expected in (([], False), (["MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT", "True"], True),
+                           (["TRAINER.COCOOP.TEXT_CHECKPOINT", "True"], True)):
+        trainer = build_trainer(train.setup_cfg(train.parse_args(base + opts)))
+        assert trainer.model.clip.transformer.grad_checkpointing is expected
+        assert trainer.model.clip.visual.transformer.grad_checkpointing is False

@@ -56,6 +56,7 @@ REFERENCE_KEYS = {
     "CLASS_TOKEN_POSITION": "MODEL.PROMPT_LEARNER.CLASS_TOKEN_POSITION",
     "PROMPT_DEPTH": "MODEL.PROMPT_LEARNER.PROMPT_DEPTH",
     "TEXT_CHUNK": "MODEL.PROMPT_LEARNER.TEXT_CHUNK",
+    "TEXT_CHECKPOINT": "MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT",
     "TEMPLATE": "MODEL.PROMPT_LEARNER.TEMPLATE",
     "PREC": "TRAINER.PREC",
     "A": "REGULARISER.NEMESIS.A",
@@ -94,6 +95,8 @@ def add_trainer_cfg(cfg) -> None:
     # images per text-encoder call for image-conditioned learners (0 = one batched call of B*C sequences;
     # 1 = the CoCoOp reference's per-image loop; same features either way)
     cfg.MODEL.PROMPT_LEARNER.TEXT_CHUNK = 0
+    # activation checkpointing of the text tower (exact; less memory for image-conditioned learners, more compute)
+    cfg.MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT = False
     cfg.TRAINER.PREC = "fp16"  # fp16 | fp32 | amp (CLIP's precision; on CPU fp16 runs as fp32)
     cfg.REGULARISERS = CN()
     cfg.REGULARISERS.NAMES = []  # e.g. ["Nemesis"]: added to the trainer's own regularisers
@@ -114,6 +117,7 @@ def add_trainer_cfg(cfg) -> None:
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
     cfg.TRAINER.COCOOP.TEXT_CHUNK = 0
+    cfg.TRAINER.COCOOP.TEXT_CHECKPOINT = False
     cfg.TRAINER.MAPLE = CN()
     cfg.TRAINER.MAPLE.N_CTX = 2
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
