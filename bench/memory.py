@@ -7,8 +7,8 @@ checkpointing (``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``), against CoOp, at 100 a
     python bench/memory.py --device cuda --size ViT-B/16 --batch-size 1 --classes 100 1000
 
 Every configuration runs in a fresh process (``--child``): build the registered trainer (``bench/common.py``),
-one warm-up step, then one measured step. CPU: the step's peak RSS growth (``ru_maxrss`` after the step minus the
-RSS before it; the warm-up has already paid for weights and optimiser state). CUDA: ``max_memory_allocated``
+one warm-up step, then one measured step. CPU: the step's peak RSS growth (RSS sampled every millisecond during the
+step, minus the RSS before it; the warm-up has already paid for weights and optimiser state). CUDA: ``max_memory_allocated``
 during the step minus the allocation before it. Also prints the time of the measured step (checkpointing
 recomputes the text tower in the backward pass) and checks that the step's loss is identical with and without
 checkpointing (exit 1 otherwise).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -29,6 +28,31 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _RssPeak:
+    """Peak resident set size while in the block, sampled every millisecond by a thread (torch ops release the
+    GIL; activations live for the whole forward/backward, far longer than a sample interval)."""
+
+    def __enter__(self):
+        import threading
+
+        self.peak = _rss_mib()
+        self._stop = threading.Event()
+
+        def poll():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, _rss_mib())
+                self._stop.wait(0.001)
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mib())
 
 
 def child(method: str, classes: int, ckpt: bool, size: str, batch_size: int, device: str) -> dict:
@@ -48,14 +72,15 @@ def child(method: str, classes: int, ckpt: bool, size: str, batch_size: int, dev
         torch.cuda.reset_peak_memory_stats()
     else:
         base = _rss_mib()
-    t0 = time.perf_counter()
-    summary = t.forward_backward(b)
-    common.sync(device)
-    dt = time.perf_counter() - t0
+    with _RssPeak() as rss:
+        t0 = time.perf_counter()
+        summary = t.forward_backward(b)
+        common.sync(device)
+        dt = time.perf_counter() - t0
     if device.startswith("cuda"):
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+        peak = rss.peak - base
     return {"method": method, "classes": classes, "checkpoint": ckpt, "step_peak_mib": peak, "step_s": dt,
             "loss": summary.get("loss", summary.get("ce_loss")), "size": size, "batch_size": batch_size,
             "device": device}
