@@ -52,8 +52,9 @@ def logistic_omega(epoch: int, max_epoch: int, k: float = 0.2) -> float:
     return 1.0 - 1.0 / (1.0 + math.exp(-k * (epoch - max_epoch / 2)))
 
 
-def parse_np(value: Any, n_ctx: int) -> tuple[int, bool]:
-    """``NP`` -> (number of positions, random mode). Integer in [1, M] or ``"random<K>"``."""
+def parse_np(value: Any, n_ctx: int, length_key: str = "N_CTX") -> tuple[int, bool]:
+    """``NP`` -> (number of positions, random mode). Integer in [1, M] or ``"random<K>"`` (``length_key`` names M
+    in the error)."""
     if isinstance(value, bool) or value is None:
         raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
     if isinstance(value, str):
@@ -71,7 +72,7 @@ def parse_np(value: Any, n_ctx: int) -> tuple[int, bool]:
     else:
         raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
     if not 1 <= k <= n_ctx:
-        raise ConfigError(f"NP must lie in [1, N_CTX={n_ctx}], got {value!r}")
+        raise ConfigError(f"NP must lie in [1, {length_key}={n_ctx}], got {value!r}")
     return k, rand
 
 
@@ -212,7 +213,8 @@ class Nemesis(Regulariser):
             raise ConfigError(f"Nemesis needs a learner with context vectors{hint}")
         n_ctx = ctx.shape[-2]
         if self.uses_pan:
-            self.n_pos, self.random_mode = parse_np(self.n_pos_value, n_ctx)
+            self.n_pos, self.random_mode = parse_np(self.n_pos_value, n_ctx,
+                                                    "N_CTX_VISION" if self.target == "vision" else "N_CTX")
             if not self.random_mode and (self.cw is None or isinstance(self.cw, bool)
                                          or not isinstance(self.cw, (int, float))):
                 raise ConfigError(f"Nemesis CW (PAN down-scaling factor) must be a number, got {self.cw!r}")
