@@ -41,7 +41,9 @@ Layouts (methods spec §1.2, §8.1, §9.2, §10.5-10.6):
 
     Frozen CLIP tensors are compared with the backbone we loaded (exact equality in fp32: the reference holds
     the same fp16-representable values in fp16 or fp32); a difference is an error (wrong
-    ``MODEL.BACKBONE.NAME``). A reference wrapper carries no record of its training classes, so the DePT head's
+    ``MODEL.BACKBONE.NAME``), except for BatchNorm running statistics of a ResNet image encoder: the reference
+    trains DePT/MaPLe with the whole wrapper in train mode, so they drift (§1.1); they are ignored with one
+    warning and the frozen backbone's statistics are used (our encoders never leave eval mode). A reference wrapper carries no record of its training classes, so the DePT head's
     base/new decision is the reference's own rule (§10.6): the CAT head is used iff ``DATASET.SUBSAMPLE_CLASSES``
     is ``base``, or ``all`` with an explicit shared label space (``TRAINER.LINEAR_PROBE.LABEL_SPACE``, set by the
     ImageNet-family dataset YAMLs), and the classifier rows are the current classes (the dataset's
@@ -119,25 +121,41 @@ def _summarise(keys: list[str]) -> str:
     return ", ".join(out)
 
 
+#: buffers a ResNet's BatchNorm updates in train mode; in a reference wrapper they may have drifted (see _check_frozen)
+BATCHNORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
 def _check_frozen(path: str, frozen: dict[str, torch.Tensor], backbone: dict[str, torch.Tensor]) -> None:
     """Every frozen CLIP tensor of a reference wrapper must equal the backbone's (else: wrong backbone)."""
     unknown = sorted(k for k in frozen if k not in backbone)
     if unknown:
         raise ConfigError(f'checkpoint "{path}": frozen CLIP keys {unknown[:5]}{"..." if len(unknown) > 5 else ""} '
                           "have no counterpart in the backbone (another architecture?); check MODEL.BACKBONE.NAME")
+    drifted = []
     for key, value in frozen.items():
         ours = backbone[key]
         if not torch.is_tensor(value) or tuple(value.shape) != tuple(ours.shape) or not torch.equal(
             value.detach().float().cpu(), ours.detach().float().cpu()
         ):
+            if key.rsplit(".", 1)[-1] in BATCHNORM_STATISTICS and torch.is_tensor(value) \
+                    and tuple(value.shape) == tuple(ours.shape):
+                drifted.append(key)
+                continue
             raise ConfigError(
                 f'checkpoint "{path}": the frozen CLIP weights it contains differ from the backbone loaded here '
                 f"(first: {key}); it was trained on another backbone. Set MODEL.BACKBONE.NAME (--backbone) to the "
                 "CLIP the reference run used"
             )
+    if drifted:
+        logger.warning(
+            f'checkpoint "{path}": {len(drifted)} BatchNorm running statistics of the frozen image encoder differ from '
+            "the backbone's (the reference trained a ResNet with its encoder in train mode, so they drifted; "
+            "methods spec §1.1). They are not used: this evaluation keeps the frozen backbone's statistics, so its "
+            "accuracy can differ slightly from the reference's own log"
+        )
 
 
-def _map_learner_state(state: dict[str, Any], own_keys: set[str]) -> tuple[dict[str, Any], list[str], str]:
+def map_learner_state(state: dict[str, Any], own_keys: set[str]) -> tuple[dict[str, Any], list[str], str]:
     """A per-model-folder learner state: drop class buffers, and KgCoOp's dead tensors when present."""
     ignored = [k for k in CLASS_BUFFERS if k in state]
     layout = "ours"
@@ -261,7 +279,7 @@ def read_checkpoints(trainer, directory: str, epoch: int | None) -> dict[str, Lo
         fdir = osp.join(directory, name)
         path = osp.join(fdir, trainer._resolve_model_file(fdir, epoch))
         ckpt = load_checkpoint(path)
-        state, ignored, layout = _map_learner_state(dict(ckpt["state_dict"]), set(trainer._models[name].state_dict()))
+        state, ignored, layout = map_learner_state(dict(ckpt["state_dict"]), set(trainer._models[name].state_dict()))
         out[name] = LoadedState(path, ckpt.get("epoch"), state, layout, ignored)
     return out
 
