@@ -229,7 +229,9 @@ def skip_finished(cfg, args: argparse.Namespace) -> bool:
     from dassl.utils import run_record
 
     kind = run_kind(args)
-    if kind is None or getattr(args, "force", False) or not run_record.is_finished(cfg.OUTPUT_DIR, kind):
+    if kind is None or getattr(args, "force", False) or run_record.read_record(cfg.OUTPUT_DIR) is None:
+        return False  # (a reference fork's folder has no record: handled as before, by its config and checkpoints)
+    if not run_record.is_finished(cfg.OUTPUT_DIR, kind):
         return False
     what = "evaluation" if kind == "eval" else "training"
     print(f"skip (finished): {cfg.OUTPUT_DIR} already holds a finished {what} with this config (run.json); "
