@@ -1,4 +1,4 @@
-"""Run folders never lose work (issue 11 §1, issue 12 resume / signals / disk full).
+"""Run folders never lose work (issue 11 part 1, issue 12 resume / signals / disk full).
 
 Subprocesses where the exit code, a kill or the untouched folder matter; the fast checks run in-process.
 """

@@ -13,8 +13,11 @@ same accuracy (same image-feature batches, same seeded replacement noise)::
     <output-base>/rescale/pos-<P>_scale-<F>/seed<S>
 
 Finished settings (completion record ``run.json``, read through ``dassl.utils.run_record``; older folders by the
-``macro_f1`` log tail) are skipped unless ``--force``; unfinished ones are redone in place (their files are
-overwritten, ``run.json`` last).
+``macro_f1`` log tail) are skipped; one evaluated from another model folder, epoch, config file or opts (the
+record's ``request``) is refused naming what differs, and ``--force`` redoes it after moving its files into
+``.replaced/<timestamp>/``. Unfinished settings are redone in place (files overwritten, ``run.json`` last). Every
+setting folder is locked (``.lock``) while this process works on it; a folder another live process holds is
+skipped.
 
 Example::
 
