@@ -493,6 +493,11 @@ def test_issue11_reproduction(eurosat, tmp_path, capsys, monkeypatch):
     r = _sh("coop_nemesis/train.sh", *args, env=env)
     assert r.returncode == 0 and "skip (finished)" in r.stdout
     assert tree_hash(folder) == before
+    # the script with another hyperparameter: train.py compares and refuses naming the key; nothing changes
+    r = _sh("coop_nemesis/train.sh", *args, env=dict(env, EXTRA_OPTS=env["EXTRA_OPTS"] + " OPTIM.LR 0.5"))
+    assert r.returncode == 2 and "check (finished" in r.stdout, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "OPTIM.LR" in r.stderr
+    assert tree_hash(folder) == before
 
 
 def test_scripts_forward_signals_to_their_child(tmp_path):
