@@ -8,7 +8,7 @@
 #   CFG_DIR (configs/trainers/<CFG_DIR>; default TRAINER), optional METHOD_OPTS (array of KEY VALUE opts) and
 #   SHOTS_TAG (folder name part; default shots_<SHOTS>), and for the Nemesis hosts RUN_PREFIX / RUN_NAME (folders
 #   around <CFG>, e.g. Beta-<BETA> and alpha<A>_..._nt<NT>; default none).
-# Layout (methods §12.1):
+# Layout (the CoOp/CoCoOp repositories' folder names):
 #   base2new: $OUTPUT_ROOT/base2new/{train_base,test_new}/<DATASET>/<SHOTS_TAG>/<TRAINER>/[<RUN_PREFIX>/]<CFG>[/<RUN_NAME>]/seed<S>
 #   xd:       $OUTPUT_ROOT/imagenet/<TRAINER>/<XD_CFG>_<SHOTS>shots/seed<S>  (training on all ImageNet classes)
 #             $OUTPUT_ROOT/evaluation/<TRAINER>/<XD_CFG>_<SHOTS>shots/<DATASET>/seed<S>
