@@ -1,4 +1,4 @@
-"""IVLP and VPT (the MaPLe repository's other variants, methods §9.4): learners against hand-built encodings, the
+"""IVLP and VPT (the MaPLe repository's other variants): learners against hand-built encodings, the
 reference's key spellings and depth-0 semantics, VPT's text encoded once (counted calls), random-number order, and
 train.py runs of both trainers on generated data (eval-only reproduces the final accuracy; checkpoint round trip)."""
 from __future__ import annotations
@@ -172,7 +172,7 @@ def test_reference_keys_and_shipped_configs():
     pl = cfg.MODEL.PROMPT_LEARNER
     assert (pl.NAME, pl.N_CTX_VISION, pl.PROMPT_DEPTH_VISION, cfg.OPTIM.LR, cfg.TRAINER.PREC) == (
         "VPTPromptLearner", 8, 12, 0.0025, "fp32")
-    # code defaults (methods §11.4) and the trainers' precision defaults
+    # code defaults (the MaPLe repository's) and the trainers' precision defaults
     cfg = cfg_of("IVLP")
     pl = cfg.MODEL.PROMPT_LEARNER
     assert (pl.N_CTX, pl.N_CTX_VISION, pl.PROMPT_DEPTH_TEXT, pl.PROMPT_DEPTH_VISION, pl.CTX_INIT, cfg.TRAINER.PREC) == (

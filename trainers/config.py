@@ -123,7 +123,7 @@ def add_trainer_cfg(cfg) -> None:
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
     cfg.TRAINER.MAPLE.PREC = "fp16"
     cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
-    # the MaPLe repository's IVLP and VPT (methods §9.4, §11.4)
+    # the MaPLe repository's IVLP and VPT (its code defaults)
     cfg.TRAINER.IVLP = CN()
     cfg.TRAINER.IVLP.N_CTX_VISION = 2
     cfg.TRAINER.IVLP.N_CTX_TEXT = 2

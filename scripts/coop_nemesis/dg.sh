@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Nemesis paper's domain-generalisation table as one command (methods §14.6): ImageNet, 16 shots ->
+# The Nemesis paper's domain-generalisation table as one command: ImageNet, 16 shots ->
 # ImageNet-V2 / -Sketch / -A / -R, for CoOp and CoOp + Nemesis (PUN and PAN) at the loss weights ALPHAS (the
 # figure's omega, A in the code).
 #   scripts/coop_nemesis/dg.sh [TARGET ...]   (default: imagenetv2 imagenet_sketch imagenet_a imagenet_r)

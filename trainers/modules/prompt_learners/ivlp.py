@@ -1,5 +1,5 @@
 """IVLP: independent vision-language prompting (the MaPLe repository's baseline, Khattak et al., "MaPLe:
-Multi-modal Prompt Learning", CVPR 2023, arXiv:2210.03117, §4 "IVLP"): deep text prompts and deep vision prompts
+Multi-modal Prompt Learning", CVPR 2023, arXiv:2210.03117): deep text prompts and deep vision prompts
 learned independently, with no coupling function between the two towers."""
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class IVLPOptions(Options):
 class IVLPPromptLearner(CoOpPromptLearner):
     """Independent deep text and vision prompts.
 
-    Text (as MaPLe's, §9.1): ``ctx`` ``[n_t, Dt]`` (CLIP dtype) from the token embeddings at positions ``1..n_t``
+    Text (as MaPLe's): ``ctx`` ``[n_t, Dt]`` (CLIP dtype) from the token embeddings at positions ``1..n_t``
     of ``ctx_init`` when n_t <= 4, the prompt keeping the WHOLE phrase (``[SOS | ctx_1 ctx_2 | of a name . EOS]``
     for n_t = 2), else N(0, 0.02^2) and ``[SOS | X..X | name . EOS]``; ``compound_prompts_text``: J_t-1 fp32
     tensors ``[n_t, Dt]`` (N(0, 0.02^2)) overwriting text positions ``1..n_t`` before text blocks ``1..J_t-1``.

@@ -98,7 +98,8 @@ class NemesisOptions(Options):
     beta: Any = option(None, "BETA", "1 PUN, 0 PAN, (0, 1) mix; required")
     pan_scale: Any = option(None, "PAN_SCALE", "PAN alpha value; None = A (reference: 50 for Food101/OxfordPets)")
     omega: str = option("logistic", "OMEGA", "logistic | constant (reference: constant for Food101/OxfordPets)")
-    target: str = option("text", "TARGET", "text | vision: the text context or the input-level visual prompts")
+    target: Any = option(None, "TARGET", "text | vision: the text context or the input-level visual prompts "
+                         "(None = text, or the trainer's default: VPTNemesis vision)")
 
     def __post_init__(self) -> None:
         if self.a is None:
@@ -113,7 +114,8 @@ class NemesisOptions(Options):
             raise OptionError("BETA", str(e)) from None
         check_choice("NT", self.nt, NORM_TYPES)
         check_choice("OMEGA", self.omega, OMEGA_MODES)
-        check_choice("TARGET", self.target, TARGETS)
+        if self.target is not None:
+            check_choice("TARGET", self.target, TARGETS)
 
     @classmethod
     def example(cls) -> "NemesisOptions":
@@ -122,7 +124,7 @@ class NemesisOptions(Options):
 
     def constructor_kwargs(self, cfg) -> dict[str, Any]:
         return dict(a=self.a, beta=self.beta, norm_type=self.nt, n_pos=self.np, cw=self.cw,
-                    pan_scale=self.pan_scale, omega=self.omega, target=self.target)
+                    pan_scale=self.pan_scale, omega=self.omega, target=self.target or "text")
 
 
 @REGULARISER_REGISTRY.register(options=NemesisOptions)
