@@ -20,7 +20,6 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint
 from dassl.utils.torchtools import get_rng_state, set_rng_state
-from dassl.config.setup import CORRUPT_TYPES
 from dassl.utils.errors import CheckpointNotFoundError, ConfigError
 
 from clip.clip import PRECISIONS
@@ -75,8 +74,6 @@ class PromptTrainer(TrainerX):
             raise ConfigError(f"{key_name(cfg, 'TRAINER.PREC')} must be one of {', '.join(PRECISIONS)}, "
                               f"got {cfg.TRAINER.PREC!r}")
         validate_components(cfg)
-        if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", *CORRUPT_TYPES):
-            raise ConfigError(f"CORRUPT.TYPE must be {', '.join(CORRUPT_TYPES)}, got {cfg.CORRUPT.TYPE!r}")
 
     def check_cfg(self, cfg) -> None:
         type(self).validate_cfg(cfg)
