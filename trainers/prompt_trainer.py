@@ -7,12 +7,10 @@ trainable state, logging and the per-epoch test. Method-specific bookkeeping liv
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import os.path as osp
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,21 +20,20 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint
 from dassl.utils.torchtools import get_rng_state, set_rng_state
-from dassl.config.setup import CORRUPT_TYPES
 from dassl.utils.errors import CheckpointNotFoundError, ConfigError
 
 from clip.clip import PRECISIONS
 
-from .modules import Head, PromptedCLIP, PromptLearner, Regulariser
+from .modules import Head, PromptLearner
 from .modules.factory import build_prompted_clip, freeze_except, validate_components
 from .modules.options import key_name
 from .modules.norms import matrix_norm, position_norms
-from .reference_checkpoints import log_ignored, read_checkpoints
+from .reference_checkpoints import CLASS_BUFFERS, LoadedState, log_ignored, map_learner_state, read_checkpoints
 
 logger = logging.getLogger(__name__)
 
 #: class-dependent buffers the reference stored in checkpoints; dropped at load time
-DROPPED_CHECKPOINT_KEYS = ("token_prefix", "token_suffix")
+DROPPED_CHECKPOINT_KEYS = CLASS_BUFFERS  # class-dependent buffers of reference checkpoints, rebuilt here
 
 __all__ = ["PromptTrainer", "freeze_except", "load_state_into", "load_trainable_state", "DROPPED_CHECKPOINT_KEYS"]
 
@@ -77,8 +74,6 @@ class PromptTrainer(TrainerX):
             raise ConfigError(f"{key_name(cfg, 'TRAINER.PREC')} must be one of {', '.join(PRECISIONS)}, "
                               f"got {cfg.TRAINER.PREC!r}")
         validate_components(cfg)
-        if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", *CORRUPT_TYPES):
-            raise ConfigError(f"CORRUPT.TYPE must be {', '.join(CORRUPT_TYPES)}, got {cfg.CORRUPT.TYPE!r}")
 
     def check_cfg(self, cfg) -> None:
         type(self).validate_cfg(cfg)
@@ -98,7 +93,8 @@ class PromptTrainer(TrainerX):
 
         A head with an ``lr_mult`` (DePT: ``MODEL.HEAD.DEPT.LR_MULT`` = ``OPTIM.LR_EXP``) gets its own group at
         ``LR * lr_mult``; the learner then runs at ``LR * BASE_LR_MULT`` when ``OPTIM.STAGED_LR`` is on, else at
-        ``LR`` (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``).
+        ``LR`` (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``). The head's
+        parameters are the "new layers": ``OPTIM.NEW_LAYERS`` (Dassl's name-based grouping) is not consulted.
         """
         head = self.model.head
         head_params = [p for p in head.parameters() if p.requires_grad]
@@ -196,15 +192,32 @@ class PromptTrainer(TrainerX):
             self.update_lr()
         return summary
 
+    def visual_norm_vectors(self) -> torch.Tensor | None:
+        """The input-level visual prompts ``[n, Dv]`` whose norms are logged (``visual_*``): for learners with
+        visual prompts of their own (``log_visual_norms``: VPT, IVLP) or when a regulariser targets them (Nemesis
+        ``TARGET vision``); None otherwise (existing runs log exactly what they logged before)."""
+        learner = self.model.learner
+        if not getattr(learner, "prompts_image_tower", False):
+            return None
+        if not (getattr(learner, "log_visual_norms", False)
+                or any(getattr(reg, "target", None) == "vision" for reg in self.regularisers)):
+            return None
+        return learner.visual_prompts()[0]
+
     @torch.no_grad()
     def log_context_norms(self) -> dict[str, float]:
-        """Frobenius norm of the context (mean over classes) and per-position L2 norms ``v{i}_norm``."""
+        """Frobenius norm of the context (mean over classes) and per-position L2 norms ``v{i}_norm``; the same of
+        the visual prompts as ``visual_matrix_norm`` / ``visual_v{i}_norm`` (see :meth:`visual_norm_vectors`)."""
         ctx = self.model.learner.context_vectors()
-        if ctx is None:
-            return {}
-        out = {"matrix_norm": float(matrix_norm(ctx, "two"))}
-        per_pos = position_norms(ctx, "two").reshape(-1, ctx.shape[-2]).mean(dim=0)
-        out.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+        out: dict[str, float] = {}
+        if ctx is not None:
+            out["matrix_norm"] = float(matrix_norm(ctx, "two"))
+            per_pos = position_norms(ctx, "two").reshape(-1, ctx.shape[-2]).mean(dim=0)
+            out.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+        vis = self.visual_norm_vectors()
+        if vis is not None:
+            out["visual_matrix_norm"] = float(matrix_norm(vis, "two"))
+            out.update({f"visual_v{i}_norm": float(v) for i, v in enumerate(position_norms(vis, "two"))})
         return out
 
     def before_epoch(self) -> None:
@@ -237,10 +250,14 @@ class PromptTrainer(TrainerX):
     def after_epoch(self) -> None:
         record: dict[str, Any] = {"epoch": self.epoch + 1}
         ctx = self.model.learner.context_vectors()
+        norms = self.log_context_norms()
         if ctx is not None:
-            norms = self.log_context_norms()
             record["matrix_norm"] = norms.pop("matrix_norm")
             record["v_norms"] = [norms[f"v{i}_norm"] for i in range(ctx.shape[-2])]
+        if "visual_matrix_norm" in norms:
+            record["visual_matrix_norm"] = norms["visual_matrix_norm"]
+            record["visual_v_norms"] = [v for k, v in norms.items() if k.startswith("visual_v")]
+        if ctx is not None or "visual_matrix_norm" in norms:
             for reg in self.regularisers:
                 record.update(reg.epoch_record())
         if self.cfg.TEST.get("DO_TEST", False):
@@ -316,11 +333,12 @@ def load_state_into(module: nn.Module, state: dict[str, Any], path: str, name: s
 
 
 def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, Any]:
-    """Read one of our checkpoint files (the class-dependent buffers old CoOp files hold are dropped) and
-    :func:`load_state_into` ``module``; returns the checkpoint."""
+    """Read one per-model checkpoint file (ours, or a reference's per-model folder: the same key mapping as
+    :meth:`PromptTrainer.load_model`, ``trainers.reference_checkpoints.map_learner_state``) and
+    :func:`load_state_into` ``module`` strictly; returns the checkpoint. Used where no trainer exists
+    (``tools/crt_sweep.py``)."""
     ckpt = load_checkpoint(path)
-    state = dict(ckpt["state_dict"])
-    for key in DROPPED_CHECKPOINT_KEYS:
-        state.pop(key, None)
+    state, ignored, layout = map_learner_state(dict(ckpt["state_dict"]), set(module.state_dict()))
+    log_ignored(name, LoadedState(path, ckpt.get("epoch"), state, layout, ignored))
     load_state_into(module, state, path, name, ckpt.get("epoch"))
     return ckpt
