@@ -73,17 +73,17 @@ def test_text_checkpointing_gives_the_same_logits_and_gradients():
     g = torch.Generator().manual_seed(0)
     images = torch.randn(3, 3, 32, 32, generator=g)
     labels = torch.tensor([0, 3, 1])
-    results = []
-    for ckpt, chunk in ((False, 0), (True, 0), (True, 1)):
-        model = _cocoop(ckpt, chunk)
-        assert model.clip.transformer.grad_checkpointing is ckpt
-        out = model(images)
-        torch.nn.functional.cross_entropy(out.logits, labels).backward()
-        grads = {n: p.grad.clone() for n, p in model.learner.named_parameters()}
-        results.append((out.logits.detach(), grads))
-    ref_logits, ref_grads = results[0]
-    assert set(ref_grads) and all(g.abs().sum() > 0 for g in ref_grads.values())
-    for logits, grads in results[1:]:
+    for chunk in (0, 1):  # one batched text call, or one per image (TEXT_CHUNK)
+        results = []
+        for ckpt in (False, True):
+            model = _cocoop(ckpt, chunk)
+            assert model.clip.transformer.grad_checkpointing is ckpt
+            out = model(images)
+            torch.nn.functional.cross_entropy(out.logits, labels).backward()
+            grads = {n: p.grad.clone() for n, p in model.learner.named_parameters()}
+            results.append((out.logits.detach(), grads))
+        (ref_logits, ref_grads), (logits, grads) = results
+        assert set(ref_grads) and all(g.abs().sum() > 0 for g in ref_grads.values())
         assert torch.equal(logits, ref_logits)
         assert all(torch.equal(grads[n], ref_grads[n]) for n in ref_grads)
 
