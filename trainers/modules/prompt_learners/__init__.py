@@ -3,6 +3,7 @@ from .cocoop import CoCoOpPromptLearner
 from .coop import CLASS_TOKEN_POSITIONS, CoOpPromptLearner
 from .handcrafted import HandcraftedPrompts
 from .maple import MaPLePromptLearner
+from .plot import PLOTPromptLearner
 
 __all__ = ["PromptLearner", "PromptOutput", "CoOpPromptLearner", "CoCoOpPromptLearner", "MaPLePromptLearner",
-           "HandcraftedPrompts", "CLASS_TOKEN_POSITIONS"]
+           "HandcraftedPrompts", "PLOTPromptLearner", "CLASS_TOKEN_POSITIONS"]
