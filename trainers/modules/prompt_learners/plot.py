@@ -71,6 +71,14 @@ class PLOTPromptLearner(PromptLearner):
 
     context_length = staticmethod(CoOpPromptLearner.context_length)
 
+    @staticmethod
+    def context_lead_axes(node, settings: dict) -> list[tuple[str, int | None]]:
+        """Leading axes of ``ctx`` before ``[M, Dt]`` for the pre-flight checkpoint check: ``[("C", None)]`` under
+        CSC, then ``("N", N_SETS)``."""
+        n_sets = node.get("N_SETS") if node is not None else None
+        n_sets = n_sets if isinstance(n_sets, int) and not isinstance(n_sets, bool) else None
+        return ([("C", None)] if settings.get("CSC") else []) + [("N", n_sets)]
+
     def __init__(
         self,
         classnames: Sequence[str],
