@@ -165,6 +165,8 @@ def main(args: argparse.Namespace) -> None:
     preflight(cfg, args)  # everything checkable without data or CLIP, before anything is written
     check_run_folder(cfg, args)
     out = cfg.OUTPUT_DIR
+    if skip_finished(cfg, args):
+        return
     setup_logger(out, defer=True)  # lines are kept in memory until the folder may be written
     lock = run_record.acquire_lock(out, argv=[sys.argv[0]] + list(getattr(args, "argv", []) or []),
                                    warn=logger.warning)
@@ -205,21 +207,48 @@ def main(args: argparse.Namespace) -> None:
 
         if args.eval_only:
             trainer.test()
-            _write_completion(trainer, cfg, "eval")
+            _write_completion(trainer, cfg, "eval", args)
             return
         if train_run:
             trainer.train()
-            _write_completion(trainer, cfg, "train")
+            _write_completion(trainer, cfg, "train", args)
     finally:
         lock.release()
 
 
-def _write_completion(trainer, cfg, kind: str) -> None:
+def run_kind(args: argparse.Namespace) -> str | None:
+    """``eval`` (``--eval-only``), ``train`` (a training run) or None (``--no-train``: nothing recorded)."""
+    if args.eval_only:
+        return "eval"
+    return None if args.no_train else "train"
+
+
+def skip_finished(cfg, args: argparse.Namespace) -> bool:
+    """A folder that already holds a finished run of this kind with this config (``check_run_folder`` has compared
+    it key by key) is left untouched: one line, exit 0. ``--force`` redoes it."""
+    from dassl.utils import run_record
+
+    kind = run_kind(args)
+    if kind is None or getattr(args, "force", False) or run_record.read_record(cfg.OUTPUT_DIR) is None:
+        return False  # (a reference fork's folder has no record: handled as before, by its config and checkpoints)
+    if not run_record.is_finished(cfg.OUTPUT_DIR, kind):
+        return False
+    what = "evaluation" if kind == "eval" else "training"
+    print(f"skip (finished): {cfg.OUTPUT_DIR} already holds a finished {what} with this config (run.json); "
+          "nothing was changed. --force redoes it (the old files are moved to .replaced/)", flush=True)
+    return True
+
+
+def _write_completion(trainer, cfg, kind: str, args: argparse.Namespace | None = None) -> None:
     from dassl.utils import run_record
 
     results = {k: float(v) for k, v in (getattr(trainer, "last_results", None) or {}).items()}
+    extra = {}
+    argv = getattr(args, "argv", None)
+    if argv is not None:
+        extra["request"] = run_record.request_fingerprint(list(argv))
     run_record.write_record(cfg.OUTPUT_DIR, kind, results, run_record.config_hash(cfg),
-                            epoch=getattr(trainer, "_model_epoch", None))
+                            epoch=getattr(trainer, "_model_epoch", None), **extra)
 
 
 _ENV_INFO_CACHE: list[str] = []

@@ -23,7 +23,7 @@ from dassl.utils.errors import UsageError
 from dassl.utils.run_record import lock_held, run_status
 
 from .executors import FAILED, FINISHED, SKIPPED, DebugExecutor, LocalExecutor, Progress, all_finished, read_json, \
-    read_plan, task_path, write_json, write_plan
+    read_plan, task_path, unchanged, write_json, write_plan
 from .protocols import SweepError, expand_script
 from .runs import REPO, Run
 
@@ -230,7 +230,7 @@ def run_sweep(ns: argparse.Namespace) -> int:
     if executor not in ("local", "slurm", "debug"):
         raise SweepError(f"executor must be local, slurm or debug, got {executor!r}")
     check_runs(runs)  # before anything is written or submitted
-    finished = [i for i, r in enumerate(runs) if all_finished(r)]
+    finished = [i for i, r in enumerate(runs) if all_finished(r) and unchanged(r)]
     if ns.dry_run:
         print(f"# sweep {meta['name']}: {len(runs)} run(s), {len(finished)} finished (skipped); folder {sweep_dir}")
         for i, r in enumerate(runs):

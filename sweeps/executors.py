@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from dassl.utils.run_record import is_finished, lock_held
+from dassl.utils.run_record import is_finished, lock_held, request_matches
 from dassl.utils.tools import atomic_write_text
 
 from .runs import REPO, Run
@@ -87,9 +87,19 @@ def _outcome(i: int, run: Run, status: str, seconds: float = 0.0, error: str = "
             "error": error, "time": time.time(), **extra}
 
 
+def unchanged(run: Run) -> bool:
+    """The run's folders finished with exactly this command and unchanged config files. Only ``train.py`` runs
+    carry that fingerprint; a finished ``train.py`` run whose command differs is started again and ``train.py``
+    decides (same resolved config: skip; another config: an error naming the differing keys)."""
+    if osp.basename(run.program) != "train.py":
+        return True
+    return all(request_matches(f, run.command(), run.kind if run.kind in ("train", "eval") else None)
+               for f in run.folders)
+
+
 def precheck(i: int, run: Run) -> dict[str, Any] | None:
     """An outcome without running (finished, running elsewhere, model not finished), or None to run it."""
-    if all_finished(run):
+    if all_finished(run) and unchanged(run):
         return _outcome(i, run, SKIPPED, note="finished")
     for f in run.folders:
         lock = lock_held(f)

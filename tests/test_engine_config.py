@@ -8,7 +8,7 @@ from dassl.config import clean_cfg, get_cfg_default, validate_cfg
 from dassl.utils import set_random_seed
 from dassl.utils.errors import ConfigError
 
-# engine.md §2.3: every generic key with its default
+# Dassl's generic keys with their defaults
 DEFAULTS = {
     "VERSION": 1, "OUTPUT_DIR": "./output", "RESUME": "", "SEED": -1, "USE_CUDA": True, "VERBOSE": True,
     "INPUT.SIZE": (224, 224), "INPUT.INTERPOLATION": "bilinear", "INPUT.TRANSFORMS": (), "INPUT.NO_TRANSFORM": False,

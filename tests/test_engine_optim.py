@@ -1,4 +1,4 @@
-"""Optimisers and per-epoch LR schedules (engine.md §3.4)."""
+"""Optimisers and per-epoch LR schedules (Dassl's build_optimizer / build_lr_scheduler semantics)."""
 from __future__ import annotations
 
 import io

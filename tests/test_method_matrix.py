@@ -166,7 +166,7 @@ def test_dept_cross_dataset_label_space_and_row_masking(env):
 
 def test_staged_learning_rates_per_epoch(env):
     t = build(env, "ExtrasLinearProbeKgCoOp", env["base"] / "staged", "--config-file", HEAD_OVERLAY,
-              opts=["OPTIM.LR", "0.05", "OPTIM.MAX_EPOCH", "4"])  # overlay: STAGED_LR, BASE_LR_MULT 1, LR_EXP 6.5
+              opts=["OPTIM.LR", "0.05", "OPTIM.MAX_EPOCH", "4"])  # overlay: LR_EXP 6.5, the learner at LR
     groups = t.optim.param_groups
     head_ids = {id(p) for p in t.model.head.parameters()}
     assert [all(id(p) in head_ids for p in g["params"]) for g in groups] == [False, True]
@@ -236,7 +236,8 @@ def test_every_method_yaml_merges_with_its_hyperparameters():
             if trainer.startswith("Extras") or stem.endswith("lr35") or "ep10_batch4" in stem:
                 assert cfg.TRAIN.CHECKPOINT_FREQ == -1
             if trainer.startswith("Extras"):
-                assert cfg.OPTIM.STAGED_LR and cfg.OPTIM.BASE_LR_MULT == 1.0 and cfg.OPTIM.LR_EXP == 6.5
+                # the learner at LR (the reference's STAGED_LR with BASE_LR_MULT 1.0), the head at LR * LR_EXP
+                assert not cfg.OPTIM.STAGED_LR and cfg.OPTIM.LR_EXP == 6.5
                 assert cfg.TRAINER.LINEAR_PROBE.WEIGHT == 0.7 and cfg.TRAINER.LINEAR_PROBE.TEST_TIME_FUSION
             if "KgCoOp" in trainer:
                 s = resolve_prompt_node(cfg, "COOP")

@@ -189,3 +189,39 @@ def test_dept_imagenet_reference_on_imagenet_a_masks_rows(env, tmp_path):
         assert t.model.head.use_base_branch and t.model.head.row_index.tolist() == [0, 3]
         got.append(logits(t))
     assert torch.equal(got[0], got[1])
+
+
+def test_dept_resnet_reference_with_drifted_batchnorm_statistics_loads(tmp_path, caplog):
+    """The DePT reference trains a ResNet with the whole wrapper in train mode, so its saved BatchNorm running
+    statistics drift: they are ignored with one warning (our frozen encoder keeps its own), every other frozen
+    tensor is still checked exactly."""
+    from tests.helpers.fake_datasets import make_eurosat
+    from tests.helpers.trainer_fixtures import tiny_clip, write_tiny_train_yaml
+
+    data = str(tmp_path / "data")
+    make_eurosat(data)
+    rn = str(tmp_path / "rn.pt")
+    torch.save(tiny_clip(resnet=True).state_dict(), rn)
+    env = {"base": tmp_path, "data": data, "cfg": write_tiny_train_yaml(str(tmp_path / "rn.yaml"), rn, 5)}
+    method, trainer, opts = CASES[5]  # dept-coop
+    t0 = perturbed(env, trainer, tmp_path / "t0", opts)
+    expected = logits(t0)
+    clip_state = {k: v.clone() for k, v in t0.model.clip.state_dict().items()}
+    stats = [k for k in clip_state if k.startswith("visual.") and k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for k in stats:
+        clip_state[k] += 0.25
+    learner = t0.model.learner
+    write_reference_run(tmp_path / "ref", method, learner.state_dict(), clip_state, learner.n_cls, learner.n_ctx,
+                        head=t0.model.head.state_dict(), epoch=2)
+    fresh = build(env, trainer, tmp_path / "t1", opts)
+    with caplog.at_level(logging.WARNING):
+        fresh.load_model(str(tmp_path / "ref"), epoch=2)
+    warned = [r.getMessage() for r in caplog.records if "BatchNorm running statistics" in r.getMessage()]
+    assert len(warned) == 1 and f"{len(stats)} BatchNorm" in warned[0]
+    assert torch.equal(logits(fresh), expected)
+    clip_state["visual.conv1.weight"] += 0.25  # a drifted weight is another backbone: still an error
+    write_reference_run(tmp_path / "ref2", method, learner.state_dict(), clip_state, learner.n_cls, learner.n_ctx,
+                        head=t0.model.head.state_dict(), epoch=2)
+    with pytest.raises(ConfigError, match="visual.conv1.weight"):
+        build(env, trainer, tmp_path / "t2", opts).load_model(str(tmp_path / "ref2"), epoch=2)

@@ -1,5 +1,5 @@
-"""Each learner consumes the global torch RNG exactly as its reference does while the model is built (methods §3.1,
-§7.1, §8.1, §9.1, §10.3): the generator state after our ``build_model`` must equal the state after an independent
+"""Each learner consumes the global torch RNG exactly as its reference does while the model is built (CoOp,
+CoCoOp, KgCoOp, MaPLe, DePT): the generator state after our ``build_model`` must equal the state after an independent
 re-enactment of the reference's construction, i.e. the same sequence of ``torch.empty(...).normal_`` /
 ``nn.Linear`` / CLIP constructions with the reference's shapes and dtypes (the reference's hard-coded 512s
 included)."""

@@ -148,7 +148,7 @@ def test_paper_numbers_file():
 
     def one(**kw):
         return _row(entries, **kw)
-    # spot checks against methods.md §14
+    # spot checks against the published numbers
     assert (one(source="dept_b2n", method="MaPLe", dataset="eurosat")["base"],
             one(source="dept_b2n", method="MaPLe", dataset="eurosat")["H"]) == (94.67, 78.28)
     assert one(source="dept_b2n", method="ExtrasLinearProbeKgCoOp", dataset="average")["H"] == 79.10
@@ -159,7 +159,7 @@ def test_paper_numbers_file():
     assert one(source="kgcoop_readme", method="KgCoOp")["new"] == 73.6
     assert len([e for e in entries if e["source"] == "dept_b2n"]) == 14 * 12
     # published H = harmonic mean of the published base/new (to rounding), except the entries that say otherwise
-    # (DePT's MaPLe FGVCAircraft, its 4/8-shot CoOp rows and the lambda CSV: methods.md §14.5)
+    # (DePT's MaPLe FGVCAircraft, its 4/8-shot CoOp rows and the lambda CSV)
     odd = []
     for e in entries:
         if e.get("H") is not None and e.get("base") and e.get("new"):

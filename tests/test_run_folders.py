@@ -1,4 +1,4 @@
-"""Run folders never lose work (issue 11 §1, issue 12 resume / signals / disk full).
+"""Run folders never lose work (issue 11 part 1, issue 12 resume / signals / disk full).
 
 Subprocesses where the exit code, a kill or the untouched folder matter; the fast checks run in-process.
 """
@@ -147,16 +147,40 @@ def test_failing_invocation_leaves_folder_byte_identical(files, finished, capsys
 
 def test_crash_while_building_leaves_folder_byte_identical(files, finished):
     """Even an unexpected error while the trainer is built (here the fixture dataset's raw FileNotFoundError)
-    leaves the folder untouched: the log lines were only kept in memory."""
+    leaves the folder untouched: the log lines were only kept in memory (``--force``: a finished folder with the
+    same config is otherwise skipped before anything is built)."""
     before = tree_hash(finished)
     with pytest.raises(FileNotFoundError):
-        train.cli(argv(files, finished, "--root", "/nonexistent/data"))
+        train.cli(argv(files, finished, "--root", "/nonexistent/data", "--force"))
     assert tree_hash(finished) == before
+
+
+def test_finished_folder_is_skipped_unless_the_config_differs(files, tmp_path, capsys):
+    """Same config (any spelling of the command): skipped, nothing written; another value: refused naming the key.
+    The record's request fingerprint (arguments + config-file hashes) lets scripts skip without starting Python."""
+    tr = tmp_path / "tr.yaml"
+    tr.write_text(TRAINER_YAML)
+    out = tmp_path / "fp"
+    a = argv(dict(files, tr=str(tr)), out, "OPTIM.MAX_EPOCH", "1")
+    assert train.cli(a) == 0
+    before = tree_hash(out)
+    capsys.readouterr()
+    assert train.cli(a + ["TRAIN.PRINT_FREQ", "7"]) == 0  # another command, same resolved config
+    assert "skip (finished)" in capsys.readouterr().out and tree_hash(out) == before
+    assert train.cli(a + ["OPTIM.LR", "0.5"]) == 2
+    assert "OPTIM.LR" in capsys.readouterr().err and tree_hash(out) == before
+    assert run_record.request_matches(str(out), ["python", "/x/train.py", *a], "train")
+    assert run_record.request_matches(str(out), a + ["--force"], "train")  # --force is not part of the request
+    assert not run_record.request_matches(str(out), a, "eval")
+    assert not run_record.request_matches(str(out), a + ["TRAIN.PRINT_FREQ", "7"], "train")
+    tr.write_text(TRAINER_YAML + "# edited\n")  # an edited YAML is another request (train.py then compares)
+    assert not run_record.request_matches(str(out), a, "train")
 
 
 def test_other_worker_count_is_allowed_with_a_warning(files, tmp_path):
     out = tmp_path / "w"
     assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1")) == 0
+    (out / "run.json").unlink()  # as if interrupted just before its completion record (else: skipped as finished)
     assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1", "DATALOADER.NUM_WORKERS", "1")) == 0
     assert "Warning: DATALOADER.NUM_WORKERS is 1 now but was 0" in (out / "log.txt").read_text()
 
@@ -166,7 +190,7 @@ def test_rerun_same_config_continues_and_force_moves_aside(files, tmp_path):
     assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1")) == 0
     old = tree_hash(out)
     assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1", "TRAIN.PRINT_FREQ", "3")) == 0  # same config
-    assert "No checkpoint found" not in (out / "log.txt").read_text().split("======== new run")[-1]
+    assert tree_hash(out) == old  # finished with this config: skipped, nothing written
     assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "2", "--force")) == 0
     moved = glob.glob(str(out / ".replaced" / "*"))
     assert len(moved) == 1
@@ -322,9 +346,16 @@ def test_disk_full_while_checkpointing(files, tmp_path, capsys, monkeypatch):
     assert train.cli(argv(files, out, "TRAIN.CHECKPOINT_FREQ", "1")) == 0  # space freed: continues
 
 
-def test_disk_full_while_logging_leaves_finished_log_intact(files, finished, capsys, monkeypatch):
+def test_disk_full_while_logging_leaves_finished_log_intact(files, finished, tmp_path, capsys, monkeypatch):
+    import shutil
+
     import dassl.utils.logger as logmod
 
+    # a run interrupted after training, before its record (a finished one would be skipped without logging)
+    shutil.copytree(finished, tmp_path / "run")
+    finished = tmp_path / "run"
+    for name in ("run.json", "resume.pth.tar"):
+        (finished / name).unlink()
     before = tree_hash(finished)
 
     class FullFile:
@@ -407,6 +438,11 @@ def test_kill9_mid_epoch_shipped_config_continues_through_script(eurosat, tmp_pa
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     la, lb = losses(a / "log.txt"), losses(b / "log.txt")
     assert la == lb and len(la) == 2 * 5
+    logged = [m.groups()[:2] for m in map(LOSS_RE.match, (b / "log.txt").read_text().splitlines()) if m]
+    assert len(logged) == len(set(logged)) == 10  # every iteration once: lines past the resume point were moved
+    moved = (b / "log.superseded.txt").read_text()
+    assert "after its resume point" in moved and LOSS_RE.search(moved.splitlines()[1]) is not None
+    assert "Moved the" in (b / "log.txt").read_text()
     norms_a = (a / "norms.jsonl").read_text().splitlines()
     assert (b / "norms.jsonl").read_text().splitlines() == norms_a and len(norms_a) == 2  # no duplicate epochs
     assert run_record.read_record(str(b))["results"] == run_record.read_record(str(a))["results"]
@@ -456,6 +492,11 @@ def test_issue11_reproduction(eurosat, tmp_path, capsys, monkeypatch):
     assert tree_hash(folder) == before
     r = _sh("coop_nemesis/train.sh", *args, env=env)
     assert r.returncode == 0 and "skip (finished)" in r.stdout
+    assert tree_hash(folder) == before
+    # the script with another hyperparameter: train.py compares and refuses naming the key; nothing changes
+    r = _sh("coop_nemesis/train.sh", *args, env=dict(env, EXTRA_OPTS=env["EXTRA_OPTS"] + " OPTIM.LR 0.5"))
+    assert r.returncode == 2 and "check (finished" in r.stdout, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "OPTIM.LR" in r.stderr
     assert tree_hash(folder) == before
 
 

@@ -51,6 +51,21 @@ def test_coop_main_skip_and_redo(stub):
     assert all("--force" in line for line in calls.read_text().splitlines()[3:])
 
 
+def test_finished_run_with_another_command_goes_to_train_py(tmp_path):
+    """A finished folder is skipped without starting Python only when its record's request (train.py arguments and
+    config-file hashes) is the requested one; otherwise train.py is run and compares the configs key by key."""
+    env, calls = python_stub_env(tmp_path, record=True)
+    args = ("coop/main.sh", "eurosat", "rn50_ep50", "end", 16, 1, False)
+    assert sh(*args, env=env).returncode == 0 and ncalls(calls) == 2
+    seed1 = tmp_path / "out/eurosat/CoOp/rn50_ep50_1shots/nctx16_cscFalse_ctpend/seed1"
+    assert (seed1 / "run.json").is_file()
+    r = sh(*args, env=env)
+    assert ncalls(calls) == 2 and r.stdout.count("skip (finished)") == 2, r.stdout
+    r = sh(*args, env=dict(env, EXTRA_OPTS="OPTIM.LR 0.5"))  # another hyperparameter: train.py decides
+    assert ncalls(calls) == 4 and r.stdout.count("check (finished") == 2, r.stdout
+    assert calls.read_text().splitlines()[-1].endswith("OPTIM.LR 0.5")
+
+
 def test_data_required_and_usage(stub):
     env, calls, tmp = stub
     env = dict(env)

@@ -51,7 +51,7 @@ methods: [coop, pun]
 cfg: tinysynth
 shots: [16]
 seeds: [1, 2]
-overrides: {{OPTIM.MAX_EPOCH: 4, TRAIN.CHECKPOINT_FREQ: 1, DATALOADER.TEST.BATCH_SIZE: 400}}
+overrides: {{OPTIM.MAX_EPOCH: 4, DATALOADER.TEST.BATCH_SIZE: 400}}  # the shipped CHECKPOINT_FREQ 0: resume.pth.tar
 slurm: {{cpus_per_task: 1, time: 20}}
 """
 

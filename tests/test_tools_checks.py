@@ -66,6 +66,41 @@ def test_crt_sweep_checks_every_checkpoint_before_encoding(env, tmp_path, monkey
     assert not (tmp_path / "s").exists()
 
 
+def test_crt_sweep_refuses_another_request_locks_and_force_moves_aside(env, tmp_path):
+    """A finished setting evaluated from another checkpoint epoch is refused (not silently kept); a folder locked by
+    a live process is skipped; --force moves the old files into .replaced/ and rewrites the setting."""
+    from dassl.utils import run_record
+    from dassl.utils.errors import ConfigMismatchError
+    from tests.helpers.files import tree_hashes
+    from tools import crt_sweep
+
+    out = tmp_path / "sweep"
+    assert len(crt_sweep.run(sweep_argv(env, out, "--load-epoch", "2"))) == 1
+    folder = out / "original" / "seed1"
+    assert run_record.read_record(str(folder))["request"]["load_epoch"] == 2
+    assert not (folder / ".lock").exists()
+    before = tree_hashes(folder)
+    assert crt_sweep.run(sweep_argv(env, out, "--load-epoch", "2")) == {}  # same request: skipped
+    with pytest.raises(ConfigMismatchError, match=r"original/seed1 \(load_epoch\).*--force"):
+        crt_sweep.run(sweep_argv(env, out, "--load-epoch", "3"))
+    assert tree_hashes(folder) == before
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # another live process holds the folder: skipped, untouched
+        (folder / ".lock").write_text(json.dumps({"pid": other.pid, "host": __import__("socket").gethostname(),
+                                                  "started": "now"}))
+        assert crt_sweep.run(sweep_argv(env, out, "--load-epoch", "3", "--force")) == {}
+        assert {k: v for k, v in tree_hashes(folder).items() if k != ".lock"} == before
+    finally:
+        other.kill()
+        other.wait()
+        (folder / ".lock").unlink()
+    accs = crt_sweep.run(sweep_argv(env, out, "--load-epoch", "3", "--force"))
+    assert list(accs) == [str(folder)]
+    assert run_record.read_record(str(folder))["request"]["load_epoch"] == 3
+    moved = list((folder / ".replaced").iterdir())
+    assert len(moved) == 1 and (moved[0] / "run.json").is_file() and (moved[0] / "data.pth").is_file()
+
+
 def test_crt_sweep_cli_error_is_one_line(env, tmp_path):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "crt_sweep.py"),
                         *sweep_argv(env, tmp_path / "s", "--load-epoch", "9")], capture_output=True, text=True)

@@ -82,7 +82,7 @@ def test_every_trainer_yaml_merges(trainer):
         cfg = train.setup_cfg(args)
         s = resolve_prompt_node(cfg, node)
         assert s["CTX_INIT"] == ("a photo of a" if f.endswith("ctxv1.yaml") else "")
-        if f.endswith("_lr35.yaml"):  # DePT's ten-epoch baseline recipe (methods.md §10.8)
+        if f.endswith("_lr35.yaml"):  # DePT's ten-epoch baseline recipe
             assert cfg.OPTIM.LR == 0.0035 and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4 and cfg.OPTIM.MAX_EPOCH == 10
         elif not f.endswith("_val.yaml"):
             assert cfg.OPTIM.LR == 0.002 and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 32

@@ -30,7 +30,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-# (registered name, config stem) -> classes, (train, val, test) of the CoOp split files (engine.md §4.6; the
+# (registered name, config stem) -> classes, (train, val, test) of the CoOp split files (the
 # ImageNet train size is its folder count), raw files a missing split can be rebuilt from (None: split required)
 KNOWN: dict[str, dict] = {
     "ImageNet": dict(stem="imagenet", classes=1000, sizes=(1281167, None, 50000)),

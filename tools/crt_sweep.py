@@ -13,8 +13,11 @@ same accuracy (same image-feature batches, same seeded replacement noise)::
     <output-base>/rescale/pos-<P>_scale-<F>/seed<S>
 
 Finished settings (completion record ``run.json``, read through ``dassl.utils.run_record``; older folders by the
-``macro_f1`` log tail) are skipped unless ``--force``; unfinished ones are redone in place (their files are
-overwritten, ``run.json`` last).
+``macro_f1`` log tail) are skipped; one evaluated from another model folder, epoch, config file or opts (the
+record's ``request``) is refused naming what differs, and ``--force`` redoes it after moving its files into
+``.replaced/<timestamp>/``. Unfinished settings are redone in place (files overwritten, ``run.json`` last). Every
+setting folder is locked (``.lock``) while this process works on it; a folder another live process holds is
+skipped.
 
 Example::
 
@@ -30,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import os.path as osp
 import sys
 import time
@@ -140,14 +142,54 @@ def _text_features_per_context(model, contexts: list, max_prompts: int) -> list:
     return out
 
 
+def setting_request(args, seed: int) -> dict:
+    """What a setting folder was evaluated from (stored in its ``run.json`` as ``request``): the model folder, the
+    epoch, the config files (with their SHA-256) and the opts. A finished folder with another request is refused."""
+    from dassl.utils import run_record
+
+    files = [args.dataset_config_file, *args.config_file]
+    return {"model_dir": osp.abspath(args.model_dir.replace("{seed}", str(seed))), "load_epoch": args.load_epoch,
+            "config_files": {osp.abspath(f): run_record.request_fingerprint([f])["files"].get(f) for f in files},
+            "opts": [str(o) for o in args.opts]}
+
+
+def plan(args, settings: list) -> list:
+    """The settings to evaluate now: finished ones with the same request are skipped, folders another process
+    works on are skipped, a finished folder evaluated from another model / config is an error (``--force`` redoes
+    it, moving its files aside into ``.replaced/``)."""
+    from dassl.utils import run_record
+    from dassl.utils.errors import ConfigMismatchError
+
+    todo, clashes = [], []
+    for t in settings:
+        folder = setting_dir(args.output_base, t[1], t[2], t[3], t[0])
+        lock = run_record.lock_held(folder)
+        if lock is not None:
+            logger.info(f"skip (running {run_record.describe_lock(lock)}): {folder}")
+            continue
+        if not args.force and is_finished(folder):
+            req = (run_record.read_record(folder) or {}).get("request")
+            want = setting_request(args, t[0])
+            if req is not None and req != want:
+                keys = sorted(k for k in set(req) | set(want) if req.get(k) != want.get(k))
+                clashes.append(f"{folder} ({', '.join(keys)})")
+                continue
+            logger.info(f"skip (finished): {folder}")
+            continue
+        todo.append(t)
+    if clashes:
+        raise ConfigMismatchError(
+            f"{len(clashes)} finished setting folder(s) were evaluated from another model folder, epoch, config or "
+            f"opts: {'; '.join(clashes[:4])}{' ...' if len(clashes) > 4 else ''}; use another --output-base, or "
+            "--force to redo them (their files are moved to .replaced/)")
+    return todo
+
+
 def run(argv: list[str] | None = None) -> dict[str, float]:
     """Run the sweep; returns {setting folder: accuracy (percent)} for the settings evaluated now."""
     args = build_parser().parse_args(argv)
     settings = [(s, k, p, f) for s in args.seeds for (k, p, f) in grid(args)]
-    todo = [t for t in settings if args.force or not is_finished(setting_dir(args.output_base, t[1], t[2], t[3], t[0]))]
-    for t in settings:
-        if t not in todo:
-            logger.info(f"skip (finished): {setting_dir(args.output_base, t[1], t[2], t[3], t[0])}")
+    todo = plan(args, settings)
     if not todo:
         return {}  # nothing to do: the heavy imports below are never paid
 
@@ -155,15 +197,11 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     from dassl.config.setup import parse_args, setup_cfg
     from dassl.data import DataManager
-    from dassl.engine import TrainerBase
     from dassl.engine.preflight import preflight
     from dassl.evaluation import build_evaluator
-    from dassl.utils.tools import atomic_write_text
-    from trainers.coop_crt import encode_images, evaluate_text_features, images_depend_on_context, save_data_pth
+    from trainers.coop_crt import encode_images, images_depend_on_context
     from dassl.utils import run_record
-    from trainers.corruption import corrupt_context
     from trainers.modules.factory import build_prompted_clip
-    from trainers.prompt_trainer import load_trainable_state
 
     targs = ["--root", args.root, "--seed", str(todo[0][0]), "--trainer", "CoOpCRT",
              "--dataset-config-file", args.dataset_config_file, "--output-dir", args.output_base, "--eval-only"]
@@ -209,6 +247,30 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     flat = (flat / flat.norm(dim=-1, keepdim=True)).half().cpu()  # data.pth's image_feature, computed once
     label_cat = torch.cat(labels).long().cpu()
     accs: dict[str, float] = {}
+    locks = {}
+    try:
+        for t in todo:  # one process per setting folder: a second sweep on the same folders stops here
+            folder = setting_dir(args.output_base, t[1], t[2], t[3], t[0])
+            locks[folder] = run_record.acquire_lock(folder, argv=["tools/crt_sweep.py", *(argv or sys.argv[1:])],
+                                                    warn=logger.warning)
+        _evaluate(args, todo, model, evaluator, name, feats, labels, flat, label_cat, load_epoch, cfg, accs, locks)
+    finally:
+        for lock in locks.values():
+            lock.release()
+    return accs
+
+
+def _evaluate(args, todo, model, evaluator, name, feats, labels, flat, label_cat, load_epoch, cfg, accs, locks):
+    """Evaluate every corrupted context of ``todo`` (the folders' locks are held) and write each setting folder."""
+    import torch
+
+    from dassl.engine import TrainerBase
+    from dassl.utils import run_record
+    from dassl.utils.tools import atomic_write_text
+    from trainers.coop_crt import evaluate_text_features, save_data_pth
+    from trainers.corruption import corrupt_context
+    from trainers.prompt_trainer import load_trainable_state
+
     root_logger = logging.getLogger()
     if root_logger.getEffectiveLevel() > logging.INFO:
         root_logger.setLevel(logging.INFO)
@@ -229,7 +291,12 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             text = _text_features_per_context(model, contexts, args.max_prompts)  # all settings of the seed
         for (_, kind, pos, factor), ctx, text_features in zip(jobs, contexts, text):
             folder = setting_dir(args.output_base, kind, pos, factor, seed)
-            os.makedirs(folder, exist_ok=True)  # an interrupted setting is redone in place (files overwritten)
+            locks[folder].keep_folder()
+            if args.force:
+                moved = run_record.move_aside(folder)  # never deleted: the old files go to .replaced/<time>/
+                if moved:
+                    logger.info(f"--force: moved the previous files of {folder} to {moved}")
+            # an interrupted setting is redone in place (its files are overwritten, run.json last)
             capture = _Capture()
             root_logger.addHandler(capture)
             try:
@@ -250,9 +317,9 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             # the completion record, last
             run_record.write_record(folder, "eval", {k: float(v) for k, v in results.items()},
                                     run_record.config_hash(cfg), epoch=args.load_epoch,
-                                    corrupt={"type": kind, "position": pos, "factor": factor, "seed": seed})
+                                    corrupt={"type": kind, "position": pos, "factor": factor, "seed": seed},
+                                    request=setting_request(args, seed))
             accs[folder] = float(results["accuracy"])
-    return accs
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
     python tools/parse_test_res.py output_crt/CoOpCRT/eurosat/CoOp/rn50_ep50_1shots --crt --markdown
     python tools/parse_test_res.py output/base2new --base2new [--csv b2n.csv] [--markdown]
 
-Rules (engine.md §6.1): in each sub-folder's ``log.txt`` a value counts only after the end signal
+Rules (those of the CoOp repository's parse_test_res.py): in each sub-folder's ``log.txt`` a value counts only after the end signal
 (``Finish training``; ``=> result`` with ``--test-log``); the regex ``\\* <keyword>: <number>%`` accepts one or
 two decimals, the last match wins. A finished run's completion record (``run.json``, see
 ``dassl/utils/run_record.py``) is read first when it holds the keyword. Instead of CoOp's assertion, sub-folders

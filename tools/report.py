@@ -6,7 +6,7 @@
     python tools/report.py output --out results/ --no-figures
 
 It walks ``OUTPUT_ROOT`` for run folders (``seed<S>``; zero-shot folders without a seed level count as one run)
-and recognises the layouts of every protocol in ``scripts/`` (methods.md §12, §13.2):
+and recognises the layouts of every protocol in ``scripts/`` (the bash scripts and the sweep launcher):
 
 * few-shot:      ``<ds>/<Trainer>/[Beta-<B>/]<cfg>_<K>shots/[<name>/]seed<S>`` (CoOp, CoOpNemesis, PLOT, xd source)
 * base-to-new:   ``base2new/{train_base,test_new}/<ds>/shots_<K>[_<W>]/<Trainer>/<cfg>/seed<S>``
@@ -59,7 +59,7 @@ B2N_SHOTS_RE = re.compile(r"^shots_?(?P<k>\d+)(?:_(?P<w>.+))?$")
 CRT_SETTING_RE = re.compile(r"^pos-(?P<pos>\d+)_(?:std|scale)-(?P<f>.+)$")
 ACC_RE = re.compile(r"\* accuracy: ([\.\deE+-]+)%")
 RUN_FILES = ("log.txt", "run.json", "results.json")
-PLOT_TOLERANCE = 0.2  # read-off accuracy of values taken from a plotted figure (methods.md §14.6)
+PLOT_TOLERANCE = 0.2  # read-off accuracy of values taken from a plotted figure of a paper
 FALLBACK_DATASETS = (
     "caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "imagenet", "imagenet_a", "imagenet_r",
     "imagenet_sketch", "imagenetv2", "oxford_flowers", "oxford_pets", "stanford_cars", "sun397", "ucf101",

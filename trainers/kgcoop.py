@@ -19,7 +19,7 @@ REFERENCE_DEAD_WIDTH = 512
 
 @torch.no_grad()
 def consume_reference_dead_draws(clip_model: nn.Module) -> None:
-    """Draw and discard what the KgCoOp reference draws for modules it builds but never uses (methods §8.1, K3-K4),
+    """Draw and discard what the KgCoOp reference draws for modules it builds but never uses (bias vectors, a meta-net linear, a second CLIP, an adapter),
     in its order, right after its context: ``bias_vectors`` (``[1, 512]`` N(0, 0.02^2) in CLIP's dtype), the
     initialisation of a second CLIP of the backbone's architecture (loaded to compute the anchors), the meta-net
     ``Linear(512, 512)``, then ``Adapter(512, 4)`` (``Linear(512, 128)``, ``Linear(128, 512)``, no bias).

@@ -7,12 +7,10 @@ trainable state, logging and the per-epoch test. Method-specific bookkeeping liv
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import os.path as osp
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,16 +25,16 @@ from dassl.utils.errors import CheckpointNotFoundError, ConfigError
 
 from clip.clip import PRECISIONS
 
-from .modules import Head, PromptedCLIP, PromptLearner, Regulariser
+from .modules import Head, PromptLearner
 from .modules.factory import build_prompted_clip, freeze_except, validate_components
 from .modules.options import key_name
 from .modules.norms import matrix_norm, position_norms
-from .reference_checkpoints import log_ignored, read_checkpoints
+from .reference_checkpoints import CLASS_BUFFERS, LoadedState, log_ignored, map_learner_state, read_checkpoints
 
 logger = logging.getLogger(__name__)
 
 #: class-dependent buffers the reference stored in checkpoints; dropped at load time
-DROPPED_CHECKPOINT_KEYS = ("token_prefix", "token_suffix")
+DROPPED_CHECKPOINT_KEYS = CLASS_BUFFERS  # class-dependent buffers of reference checkpoints, rebuilt here
 
 __all__ = ["PromptTrainer", "freeze_except", "load_state_into", "load_trainable_state", "DROPPED_CHECKPOINT_KEYS"]
 
@@ -98,7 +96,8 @@ class PromptTrainer(TrainerX):
 
         A head with an ``lr_mult`` (DePT: ``MODEL.HEAD.DEPT.LR_MULT`` = ``OPTIM.LR_EXP``) gets its own group at
         ``LR * lr_mult``; the learner then runs at ``LR * BASE_LR_MULT`` when ``OPTIM.STAGED_LR`` is on, else at
-        ``LR`` (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``).
+        ``LR`` (DePT's staged learning rates; the warm-up sets every group to ``WARMUP_CONS_LR``). The head's
+        parameters are the "new layers": ``OPTIM.NEW_LAYERS`` (Dassl's name-based grouping) is not consulted.
         """
         head = self.model.head
         head_params = [p for p in head.parameters() if p.requires_grad]
@@ -316,11 +315,12 @@ def load_state_into(module: nn.Module, state: dict[str, Any], path: str, name: s
 
 
 def load_trainable_state(module: nn.Module, path: str, name: str) -> dict[str, Any]:
-    """Read one of our checkpoint files (the class-dependent buffers old CoOp files hold are dropped) and
-    :func:`load_state_into` ``module``; returns the checkpoint."""
+    """Read one per-model checkpoint file (ours, or a reference's per-model folder: the same key mapping as
+    :meth:`PromptTrainer.load_model`, ``trainers.reference_checkpoints.map_learner_state``) and
+    :func:`load_state_into` ``module`` strictly; returns the checkpoint. Used where no trainer exists
+    (``tools/crt_sweep.py``)."""
     ckpt = load_checkpoint(path)
-    state = dict(ckpt["state_dict"])
-    for key in DROPPED_CHECKPOINT_KEYS:
-        state.pop(key, None)
+    state, ignored, layout = map_learner_state(dict(ckpt["state_dict"]), set(module.state_dict()))
+    log_ignored(name, LoadedState(path, ckpt.get("epoch"), state, layout, ignored))
     load_state_into(module, state, path, name, ckpt.get("epoch"))
     return ckpt

@@ -6,7 +6,7 @@ returns one state dict per registered model of the trainer (``prompt_learner`` /
 with a DePT head, ``head``); :meth:`PromptTrainer.load_model` then loads them strictly. Files are read with
 :func:`dassl.utils.load_checkpoint` (weights-only unpickling: no code from a checkpoint is ever run).
 
-Layouts (methods spec §1.2, §8.1, §9.2, §10.5-10.6):
+Layouts:
 
 ``ours`` / Dassl per-model folders (our runs; CoOp, CoCoOp, Nemesis, CoOpCRT references)
     ``<run>/<name>/model.pth.tar-N`` for every registered name. The reference's class-dependent buffers
@@ -15,7 +15,7 @@ Layouts (methods spec §1.2, §8.1, §9.2, §10.5-10.6):
 ``KgCoOp`` (htyao89/KgCoOp, and KgCoOp in Koorye/DePT)
     ``<run>/prompt_learner/model.pth.tar-N`` = the ours layout plus the reference's dead tensors, which are
     ignored: ``bias_vectors`` [1, 512] and the meta-net ``meta_net.linear1.{weight,bias}`` [512, 512] / [512]
-    (never used in its forward pass; we do not build them, §15.3 K3). Recognised by ``bias_vectors``.
+    (never used in its forward pass; we do not build them). Recognised by ``bias_vectors``.
 
 ``PLOT`` (the ShyFoo/Nemesis fork's PLOT and PLOTNemesis)
     ``<run>/prompt_learner/model.pth.tar-N`` with ``ctx`` ``(N, M, Dt)`` (generic) or ``(C, N, M, Dt)`` (CSC),
@@ -47,8 +47,10 @@ Layouts (methods spec §1.2, §8.1, §9.2, §10.5-10.6):
 
     Frozen CLIP tensors are compared with the backbone we loaded (exact equality in fp32: the reference holds
     the same fp16-representable values in fp16 or fp32); a difference is an error (wrong
-    ``MODEL.BACKBONE.NAME``). A reference wrapper carries no record of its training classes, so the DePT head's
-    base/new decision is the reference's own rule (§10.6): the CAT head is used iff ``DATASET.SUBSAMPLE_CLASSES``
+    ``MODEL.BACKBONE.NAME``), except for BatchNorm running statistics of a ResNet image encoder: the reference
+    trains DePT/MaPLe with the whole wrapper in train mode, so they drift; they are ignored with one
+    warning and the frozen backbone's statistics are used (our encoders never leave eval mode). A reference wrapper carries no record of its training classes, so the DePT head's
+    base/new decision is the reference's own rule: the CAT head is used iff ``DATASET.SUBSAMPLE_CLASSES``
     is ``base``, or ``all`` with an explicit shared label space (``TRAINER.LINEAR_PROBE.LABEL_SPACE``, set by the
     ImageNet-family dataset YAMLs), and the classifier rows are the current classes (the dataset's
     ``label_space_classnames``, when it names a larger label space such as ImageNet-A/R's 1000 classes, select
@@ -127,25 +129,41 @@ def _summarise(keys: list[str]) -> str:
     return ", ".join(out)
 
 
+#: buffers a ResNet's BatchNorm updates in train mode; in a reference wrapper they may have drifted (see _check_frozen)
+BATCHNORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
 def _check_frozen(path: str, frozen: dict[str, torch.Tensor], backbone: dict[str, torch.Tensor]) -> None:
     """Every frozen CLIP tensor of a reference wrapper must equal the backbone's (else: wrong backbone)."""
     unknown = sorted(k for k in frozen if k not in backbone)
     if unknown:
         raise ConfigError(f'checkpoint "{path}": frozen CLIP keys {unknown[:5]}{"..." if len(unknown) > 5 else ""} '
                           "have no counterpart in the backbone (another architecture?); check MODEL.BACKBONE.NAME")
+    drifted = []
     for key, value in frozen.items():
         ours = backbone[key]
         if not torch.is_tensor(value) or tuple(value.shape) != tuple(ours.shape) or not torch.equal(
             value.detach().float().cpu(), ours.detach().float().cpu()
         ):
+            if key.rsplit(".", 1)[-1] in BATCHNORM_STATISTICS and torch.is_tensor(value) \
+                    and tuple(value.shape) == tuple(ours.shape):
+                drifted.append(key)
+                continue
             raise ConfigError(
                 f'checkpoint "{path}": the frozen CLIP weights it contains differ from the backbone loaded here '
                 f"(first: {key}); it was trained on another backbone. Set MODEL.BACKBONE.NAME (--backbone) to the "
                 "CLIP the reference run used"
             )
+    if drifted:
+        logger.warning(
+            f'checkpoint "{path}": {len(drifted)} BatchNorm running statistics of the frozen image encoder differ from '
+            "the backbone's (the reference trained a ResNet with its encoder in train mode, so they drifted). "
+            "They are not used: this evaluation keeps the frozen backbone's statistics, so its "
+            "accuracy can differ slightly from the reference's own log"
+        )
 
 
-def _map_learner_state(state: dict[str, Any], own_keys: set[str]) -> tuple[dict[str, Any], list[str], str]:
+def map_learner_state(state: dict[str, Any], own_keys: set[str]) -> tuple[dict[str, Any], list[str], str]:
     """A per-model-folder learner state: drop class buffers, and KgCoOp's dead tensors when present."""
     ignored = [k for k in CLASS_BUFFERS if k in state]
     layout = "ours"
@@ -281,7 +299,7 @@ def read_checkpoints(trainer, directory: str, epoch: int | None) -> dict[str, Lo
         fdir = osp.join(directory, name)
         path = osp.join(fdir, trainer._resolve_model_file(fdir, epoch))
         ckpt = load_checkpoint(path)
-        state, ignored, layout = _map_learner_state(dict(ckpt["state_dict"]), set(trainer._models[name].state_dict()))
+        state, ignored, layout = map_learner_state(dict(ckpt["state_dict"]), set(trainer._models[name].state_dict()))
         out[name] = LoadedState(path, ckpt.get("epoch"), state, layout, ignored)
     return out
 

@@ -506,6 +506,28 @@ def check_resume_checkpoint(cfg, args, geo: dict) -> None:
     )
 
 
+#: Dassl keys kept so that Dassl YAMLs merge, but read by nothing here: a non-default value would silently do nothing
+UNUSED_KEYS = {
+    "MODEL.HEAD.HIDDEN_LAYERS": ((), "Dassl's MLP embedding head, which no trainer here builds"),
+    "MODEL.HEAD.ACTIVATION": ("relu", "Dassl's MLP embedding head, which no trainer here builds"),
+    "MODEL.HEAD.BN": (True, "Dassl's MLP embedding head, which no trainer here builds"),
+    "MODEL.HEAD.DROPOUT": (0.0, "Dassl's MLP embedding head, which no trainer here builds"),
+}
+
+
+def check_unused_keys(cfg) -> None:
+    """A key that exists only for Dassl compatibility and is set to another value than its default is an error (it
+    would change nothing)."""
+    for key, (default, what) in UNUSED_KEYS.items():
+        node = cfg
+        for part in key.split("."):
+            node = node.get(part) if hasattr(node, "get") else None
+        value = tuple(node) if isinstance(node, list) else node
+        if node is not None and value != default:
+            raise ConfigError(f"{key} = {node!r} configures {what}: it would change nothing. Remove it (the prompt "
+                              "head is chosen by MODEL.HEAD.NAME / --head)")
+
+
 def preflight(cfg, args: argparse.Namespace | None = None, files: bool = True) -> None:
     """Every check that needs neither the dataset nor CLIP. Must not write anything anywhere.
 
@@ -514,6 +536,7 @@ def preflight(cfg, args: argparse.Namespace | None = None, files: bool = True) -
     (``dassl.data.cache_policy``): read-only for ``--eval-only``.
     """
     check_trainer(cfg)
+    check_unused_keys(cfg)
     check_command_line(cfg, args)
     check_regularisers(cfg)
     check_corruption(cfg)

@@ -56,6 +56,7 @@ from dassl.utils import (  # noqa: F401  (re-exported names used by downstream t
 )
 from dassl.utils.errors import CheckpointNotFoundError, Interrupted, UsageError
 from dassl.utils.tools import atomic_open, atomic_write_text
+from dassl.utils.logger import log_position, supersede_log_after
 from dassl.utils.torchtools import get_rng_state, read_pointer, set_rng_state
 
 try:
@@ -279,6 +280,9 @@ class TrainerBase:
         if self._writer is not None:  # events up to here are on disk before the resume point moves past them
             self._writer.flush()
         state = self.resume_checkpoint_state(epoch, batch)
+        offset = log_position()  # the log lines up to here belong to the state saved now
+        if offset is not None:
+            state["log_offset"] = offset
         with atomic_open(osp.join(self.output_dir, RESUME_FILE), "wb") as f:
             torch.save(state, f)
         self._last_resume_save = time.time()
@@ -313,6 +317,9 @@ class TrainerBase:
         if ckpt.get("best_result") is not None:
             self.best_result = float(ckpt["best_result"])
         epoch, batch = int(ckpt["epoch"]), int(ckpt["batch"])
+        offset = ckpt.get("log_offset")
+        if isinstance(offset, int) and not isinstance(offset, bool):
+            supersede_log_after(offset)  # the lines after the resume point are logged again: no duplicates
         self._resume_point = (epoch, batch)
         self._resume_rng = ckpt["rng_state"]
         self._resume_epoch_rng = ckpt.get("epoch_rng_state")

@@ -28,9 +28,12 @@ from typing import TextIO
 from .errors import DiskFullError
 from .tools import mkdir_if_missing
 
-__all__ = ["setup_logger", "close_logger", "commit_log", "Logger", "RUN_SEPARATOR_PREFIX"]
+__all__ = ["setup_logger", "close_logger", "commit_log", "log_position", "supersede_log_after", "Logger",
+           "RUN_SEPARATOR_PREFIX", "SUPERSEDED_FILE"]
 
 RUN_SEPARATOR_PREFIX = "======== new run"
+#: where a resumed run moves the lines ``log.txt`` holds after its resume point (they are logged again)
+SUPERSEDED_FILE = "log.superseded.txt"
 
 _CURRENT: "Logger | None" = None
 
@@ -51,6 +54,7 @@ class Logger:
         self._pending: list[str] | None = []
         self._good_size = 0
         self._console_broken = False
+        self._supersede: int | None = None
         if not defer:
             self.commit()
 
@@ -64,6 +68,7 @@ class Logger:
             return
         pending, self._pending = self._pending, None
         mkdir_if_missing(osp.dirname(osp.abspath(self.fpath)))
+        note = self._move_superseded()
         existed = osp.isfile(self.fpath) and osp.getsize(self.fpath) > 0
         try:
             self.file = open(self.fpath, "a", encoding="utf-8")
@@ -71,10 +76,47 @@ class Logger:
             self._file_error(e)
         self._good_size = self.file.tell()
         text = "".join(pending)
+        if note:
+            text = note + text
         if existed:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             text = f"\n{RUN_SEPARATOR_PREFIX} {stamp} ========\n" + text
         self._file_write(text, flush=True)
+
+    def position(self) -> int | None:
+        """Bytes of the log file written so far (flushed), None before :meth:`commit` or without a file."""
+        if self._pending is not None or self.file is None or self.file.closed:
+            return None
+        self.flush()
+        return self._good_size
+
+    def supersede_after(self, offset: int) -> None:
+        """At :meth:`commit`, move what the file holds after byte ``offset`` (lines a resumed run logs again)
+        into ``log.superseded.txt`` beside it, so ``log.txt`` has every epoch once and nothing is lost."""
+        self._supersede = int(offset)
+
+    def _move_superseded(self) -> str:
+        offset, self._supersede = self._supersede, None
+        if offset is None or offset <= 0 or not osp.isfile(self.fpath):
+            return ""
+        size = osp.getsize(self.fpath)
+        if size <= offset:
+            return ""
+        with open(self.fpath, "rb") as f:
+            f.seek(offset)
+            tail = f.read()
+        dest = osp.join(osp.dirname(osp.abspath(self.fpath)), SUPERSEDED_FILE)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(dest, "ab") as f:
+            f.write(f"======== {stamp}: lines {osp.basename(self.fpath)} held after its resume point (byte "
+                    f"{offset}); the resumed run logged them again ========\n".encode())
+            f.write(tail if tail.endswith(b"\n") else tail + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.truncate(self.fpath, offset)
+        n = tail.count(b"\n") + (0 if tail.endswith(b"\n") else 1)
+        return (f"Moved the {n} line(s) logged after the resume point to {SUPERSEDED_FILE} (they are logged again "
+                "below)\n")
 
     def _file_error(self, e: OSError):
         """Drop what the failed write left (no fragment in the log) and raise the one-line error."""
@@ -237,6 +279,18 @@ def commit_log() -> None:
     """Start writing the deferred log file (see ``setup_logger(defer=True)``)."""
     if _CURRENT is not None:
         _CURRENT.commit()
+
+
+def log_position() -> int | None:
+    """Bytes of the current log file written so far (None when there is none or it is still deferred)."""
+    return _CURRENT.position() if _CURRENT is not None else None
+
+
+def supersede_log_after(offset: int) -> None:
+    """A resumed run: when the deferred log file is committed, move its lines after byte ``offset`` (the resume
+    point) into ``log.superseded.txt`` (see :meth:`Logger.supersede_after`). No effect once committed."""
+    if _CURRENT is not None and not _CURRENT.committed:
+        _CURRENT.supersede_after(offset)
 
 
 def close_logger() -> None:

@@ -296,6 +296,58 @@ def is_finished(folder: str, kind: str | None = None) -> bool:
     return legacy_finished(folder)
 
 
+# ------------------------------------------------------------------------------------------ request
+#: command-line arguments that do not change what a folder holds (left out of the request fingerprint)
+REQUEST_IGNORED_ARGS: tuple[str, ...] = ("--force",)
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def program_args(command: list[str]) -> list[str]:
+    """The arguments of a ``train.py`` command: what follows the first element ending in ``train.py`` (the whole
+    list when there is none, i.e. it already is ``sys.argv[1:]``)."""
+    for i, a in enumerate(command):
+        if osp.basename(a) == "train.py":
+            return list(command[i + 1 :])
+    return list(command)
+
+
+def request_fingerprint(argv: list[str]) -> dict[str, Any]:
+    """What a run was asked for, cheaply comparable without building the config: the ``train.py`` arguments
+    (``--force`` left out) and the SHA-256 of every file they name (config YAMLs, so an edited YAML counts as a
+    different request). Stored in ``run.json`` as ``request``."""
+    args = [a for a in program_args(argv) if a not in REQUEST_IGNORED_ARGS]
+    files = {}
+    for a in args:
+        if osp.isfile(a):
+            try:
+                files[a] = _file_sha256(a)
+            except OSError:
+                files[a] = None
+    return {"argv": args, "files": files}
+
+
+def request_matches(folder: str, command: list[str], kind: str | None = None) -> bool:
+    """True when ``folder`` holds a finished run (of ``kind``) started with exactly this command and unchanged
+    config files (or a reference fork's finished folder, which has no record): the scripts and the launcher then
+    skip it without starting Python with torch. Anything else
+    (another command, an edited YAML, a folder without a fingerprint) is left to ``train.py``, which compares the
+    resolved configs key by key and either skips (same config) or refuses naming the differing keys."""
+    if not is_finished(folder, kind):
+        return False
+    rec = read_record(folder)
+    if rec is None:  # finished by a reference fork's log tail: nothing to compare with, counted as finished
+        return True
+    req = rec.get("request")
+    return isinstance(req, dict) and req == request_fingerprint(command)
+
+
 # ------------------------------------------------------------------------------------------------ lock
 def read_lock(folder: str) -> dict[str, Any] | None:
     try:
@@ -440,9 +492,21 @@ def status_line(folder: str, kind: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dassl.utils.run_record [status] [--kind train|eval] FOLDER``: print the status line
-    (:func:`status_line`); exit 0 when finished, 1 otherwise. The scripts run this file directly
+    (:func:`status_line`); exit 0 when finished, 1 otherwise.
+    ``... matches [--kind train|eval] FOLDER -- COMMAND...``: exit 0 when FOLDER finished with exactly this
+    ``train.py`` command (:func:`request_matches`), 1 otherwise. The scripts run this file directly
     (``python dassl/utils/run_record.py status DIR``), which does not import torch."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "matches":
+        rest = argv[1:]
+        kind = None
+        if len(rest) >= 2 and rest[0] == "--kind":
+            kind, rest = rest[1], rest[2:]
+        if "--" not in rest or rest.index("--") != 1 or kind not in (None, "train", "eval"):
+            print("usage: python -m dassl.utils.run_record matches [--kind train|eval] FOLDER -- COMMAND...",
+                  file=sys.stderr)
+            return 2
+        return 0 if request_matches(rest[0], rest[2:], kind) else 1
     if argv and argv[0] == "status":
         argv = argv[1:]
     kind = None

@@ -7,7 +7,7 @@
 # The caller sets: TRAINER, CFG (config stem for base-to-new), XD_CFG (config stem for xd; default CFG),
 #   CFG_DIR (configs/trainers/<CFG_DIR>; default TRAINER), optional METHOD_OPTS (array of KEY VALUE opts) and
 #   SHOTS_TAG (folder name part; default shots_<SHOTS>).
-# Layout (methods §12.1):
+# Layout (the CoOp/CoCoOp repositories' folder names):
 #   base2new: $OUTPUT_ROOT/base2new/{train_base,test_new}/<DATASET>/<SHOTS_TAG>/<TRAINER>/<CFG>/seed<S>
 #   xd:       $OUTPUT_ROOT/imagenet/<TRAINER>/<XD_CFG>_<SHOTS>shots/seed<S>  (training on all ImageNet classes)
 #             $OUTPUT_ROOT/evaluation/<TRAINER>/<XD_CFG>_<SHOTS>shots/<DATASET>/seed<S>

@@ -46,16 +46,22 @@ _kind() {
   esac
 }
 
-# prepare_run DIR KIND: returns 1 (skip) for a finished run (unless FORCE=1) or one another process is running;
-# an interrupted run is continued in place (train.py resumes training, redoes an evaluation). Never deletes.
-# KIND: train | eval (the old markers Elapsed | macro_f1 are accepted).
+# prepare_run DIR KIND: returns 1 (skip) for a run another process is running; an interrupted run is continued in
+# place (train.py resumes training, redoes an evaluation). A finished run is handed to the next run_child, which
+# skips it when it was started with exactly the same command and unchanged config files, and otherwise lets
+# train.py compare the configs key by key (same config: "skip (finished)", exit 0; another config: an error naming
+# the differing keys; FORCE=1 redoes it). Never deletes. KIND: train | eval (Elapsed | macro_f1 accepted).
+_FINISHED_DIR=""
+_FINISHED_KIND=""
 prepare_run() {
   local dir="$1" st
+  _FINISHED_DIR=""
   st=$(run_status "$dir" "$(_kind "${2:-}")") || true
   case "$st" in
     finished)
       if [ "${FORCE:-0}" = "1" ]; then echo "redo (FORCE=1): $dir"; return 0; fi
-      echo "skip (finished): $dir"; return 1 ;;
+      _FINISHED_DIR="$dir" _FINISHED_KIND="$(_kind "${2:-}")"
+      return 0 ;;
     running*)
       echo "skip (${st}): $dir"; return 1 ;;
     interrupted)
@@ -82,6 +88,16 @@ trap '_forward_signal INT 130' INT
 trap '_forward_signal TERM 143' TERM
 run_child() {
   local rc=0
+  if [ -n "$_FINISHED_DIR" ]; then
+    local dir="$_FINISHED_DIR" kind=()
+    [ -n "$_FINISHED_KIND" ] && kind=(--kind "$_FINISHED_KIND")
+    _FINISHED_DIR=""
+    if "$STATUS_PYTHON" "$REPO/dassl/utils/run_record.py" matches ${kind[@]+"${kind[@]}"} "$dir" -- "$@"; then
+      echo "skip (finished): $dir"
+      return 0
+    fi
+    echo "check (finished, the command or a config file differs from the recorded one): $dir"
+  fi
   "$@" &
   _CHILD_PID=$!
   wait "$_CHILD_PID" || rc=$?

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# nemesis_name ALPHA NT NP CW BETA NCTX CSC CTP -> run-folder name (methods §12.2; _cw/_pn only when BETA != 1)
+# nemesis_name ALPHA NT NP CW BETA NCTX CSC CTP -> run-folder name (as the Nemesis scripts name it; _cw/_pn only when BETA != 1)
 nemesis_name() {
   local alpha=$1 nt=$2 np=$3 cw=$4 beta=$5 nctx=$6 csc=$7 ctp=$8
   if [ "$beta" = "1.0" ] || [ "$beta" = "1" ]; then

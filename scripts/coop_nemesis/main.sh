@@ -6,7 +6,7 @@
 #      imagenet always _ep50), CFG (fixed config, overrides the recipe), NCTX (16), CTP (end), CSC (False),
 #      PUN_ALPHA (1.0), PAN_ALPHA (1.0), NT (two), NP (2), CW (0.5), PAN_BETA (0.0).
 #      The PAN default NP 2, CW 0.5 is the one documented default (COOP.md, docs/EMBEDDED_DEFAULT.md,
-#      tools/embedded_default.py); the reference ships no value (methods.md §4.6).
+#      tools/embedded_default.py); the Nemesis reference ships no value: its scripts take NP and CW as arguments).
 # With no arguments, or with options only (--quick, --methods zs, ...), it runs the main job on the embedded default
 # (scripts/embedded_default.sh; options: python tools/embedded_default.py --help). Unknown options are an error.
 set -euo pipefail

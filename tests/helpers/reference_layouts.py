@@ -1,4 +1,5 @@
-"""Write checkpoints exactly as the reference implementations lay them out (methods spec §1.5, §8.1, §9.2, §10.5).
+"""Write checkpoints exactly as the reference implementations lay them out (Dassl per-model folders, KgCoOp,
+MaPLe and DePT wrappers).
 
 :func:`write_reference_run` takes a trained state in OUR key names (learner, optional DePT head, the frozen CLIP
 backbone) and writes ``<run>/<folder>/model.pth.tar-<epoch>`` plus the ``checkpoint`` pointer, in the layout of
