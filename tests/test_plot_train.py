@@ -93,14 +93,14 @@ def test_reference_plot_checkpoint_loads(env, plot_run, caplog):
 
 
 def test_reference_plot_csc_checkpoint_maps_explicitly():
-    from trainers.reference_checkpoints import _map_learner_state
+    from trainers.reference_checkpoints import map_learner_state
 
     state = {"ctx": torch.randn(10, 4, 16, 512), "token_prefix": torch.randn(40, 1, 512),
              "token_suffix": torch.randn(40, 60, 512)}
-    mapped, ignored, layout = _map_learner_state(state, {"ctx"})
+    mapped, ignored, layout = map_learner_state(state, {"ctx"})
     assert layout == "PLOT" and set(mapped) == {"ctx"} and sorted(ignored) == ["token_prefix", "token_suffix"]
     coop_csc = {"ctx": torch.randn(10, 16, 512), "token_prefix": torch.randn(10, 1, 512)}
-    assert _map_learner_state(coop_csc, {"ctx"})[2] == "ours"
+    assert map_learner_state(coop_csc, {"ctx"})[2] == "ours"
 
 
 def test_plot_nemesis_trains_and_eval_reproduces(env, nemesis_run):
