@@ -113,6 +113,8 @@ CASES = [
     ("max_epoch_huge", ["--trainer", "CoOp", "OPTIM.MAX_EPOCH", str(10**20)], ["OPTIM.MAX_EPOCH", "implausibly large"]),
     ("warmup_negative", ["--trainer", "CoOp", "OPTIM.WARMUP_EPOCH", "-5"], ["OPTIM.WARMUP_EPOCH=-5"]),
     ("input_size_zero", ["--trainer", "CoOp", "INPUT.SIZE", "(0, 0)"], ["INPUT.SIZE=(0, 0) must hold two positive"]),
+    ("corrupt_type_opt", ["--trainer", "CoOp", "CORRUPT.TYPE", "rescale"],
+     ["CORRUPT.TYPE must be original, replace, scale, got 'rescale'"]),
     ("dassl_mlp_head_key", ["--trainer", "CoOp", "MODEL.HEAD.HIDDEN_LAYERS", "[512]"],
      ["MODEL.HEAD.HIDDEN_LAYERS = (512,) configures Dassl's MLP embedding head", "MODEL.HEAD.NAME"]),
     ("n_ctx_too_long", ["--trainer", "CoOp", "TRAINER.COOP.N_CTX", "80"],

@@ -167,8 +167,12 @@ def reset_cfg(cfg, args: argparse.Namespace) -> list[str]:
 
 def validate_cfg(cfg) -> None:
     """Engine checks (:func:`dassl.config.validate_cfg`); component options are checked by the trainer's
-    ``validate_cfg`` (``dassl.engine.preflight``)."""
+    ``validate_cfg`` (``dassl.engine.preflight``). Also the command-line node ``CORRUPT`` (set in a YAML too)."""
     validate_engine_cfg(cfg)
+    if cfg.get("CORRUPT") is not None and cfg.CORRUPT.TYPE not in ("", *CORRUPT_TYPES):
+        from dassl.utils.errors import ConfigError
+
+        raise ConfigError(f"CORRUPT.TYPE must be {', '.join(CORRUPT_TYPES)}, got {cfg.CORRUPT.TYPE!r}")
 
 
 def setup_cfg(args: argparse.Namespace):
