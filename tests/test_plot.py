@@ -236,7 +236,9 @@ def test_random_init_consumes_the_reference_draws(csc):
 def test_norm_logging_averages_over_the_sets():
     model = make(n_sets=3, n_ctx=4)
     ctx = model.learner.ctx.detach()
-    logged = PromptTrainer.log_context_norms(SimpleNamespace(model=model))
+    trainer = SimpleNamespace(model=model, regularisers=[])
+    trainer.visual_norm_vectors = lambda: PromptTrainer.visual_norm_vectors(trainer)
+    logged = PromptTrainer.log_context_norms(trainer)
     frob = torch.stack([ctx[n].norm() for n in range(3)]).mean()
     assert logged["matrix_norm"] == pytest.approx(float(frob), rel=1e-6)
     for j in range(4):
