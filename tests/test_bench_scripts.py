@@ -1,0 +1,32 @@
+"""The GPU benchmark's CPU fallback runs (as CI does) and writes its JSON and markdown table."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_gpu_bench_cpu_fallback_writes_json_and_markdown(tmp_path):
+    out = tmp_path / "gpu"
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    run = subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu.sh"), str(out), "--cpu-fallback"],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads((out / "gpu_bench.json").read_text())
+    assert data["mode"].startswith("CPU fallback")
+    methods = {(r["method"], r["prec"]) for r in data["timings"]}
+    assert {("CoOp", "fp16"), ("CoOp", "amp"), ("CoCoOp", "fp16"), ("MaPLe", "fp16"), ("PAN", "fp16")} <= methods
+    assert all(r["ms_per_iter"] > 0 for r in data["timings"])
+    checks = {c["prec"]: c for c in data["checks"]}
+    assert set(checks) == {"fp16", "amp"}
+    for c in checks.values():
+        assert c["logits_ok"] and c["finite"] and c["nan_steps"] > 0
+        assert 0 <= c["max_abs_logit_diff_vs_fp32"] <= c["tolerance"]
+    assert checks["fp16"]["max_abs_logit_diff_vs_fp32"] > 0  # fp16 really ran in half precision
+    md = (out / "gpu_bench.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert len(rows) == len(data["timings"]) + len(data["checks"])
+    assert "| method | CLIP size | precision | batch | ms/iteration | peak memory (MiB) |" in md
