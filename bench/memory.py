@@ -8,7 +8,8 @@ checkpointing (``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``), against CoOp, at 100 a
 
 Every configuration runs in a fresh process (``--child``): build the registered trainer (``bench/common.py``),
 one warm-up step, then one measured step. CPU: the step's peak RSS growth (RSS sampled every millisecond during the
-step, minus the RSS before it; the warm-up has already paid for weights and optimiser state). CUDA: ``max_memory_allocated``
+step, minus the RSS before it; the warm-up has already paid for weights and optimiser state). CUDA:
+``max_memory_allocated``
 during the step minus the allocation before it. Also prints the time of the measured step (checkpointing
 recomputes the text tower in the backward pass) and checks that the step's loss is identical with and without
 checkpointing (exit 1 otherwise).

@@ -14,8 +14,9 @@ checkpoint (1 epoch) are generated in a temporary folder. Each round then starts
   ``torch`` (``import torch``), ``import`` (engine, trainers, datasets, clip), ``config`` (``setup_cfg`` +
   pre-flight), ``dataset`` (``DataManager``: reader, split, loaders), ``clip`` (CLIP load in the factory),
   ``model`` (the rest of ``build_trainer`` and ``load_model``, with its parts ``env_info`` -- waiting for the
-  environment report --, ``header`` -- the run header's git and version probes -- and ``tokenizer``), ``first_batch`` (from the start of the evaluation
-  to the first batch in the model: the first useful work), ``rest`` (the remaining evaluation and the exit).
+  environment report --, ``header`` -- the run header's git and version probes -- and ``tokenizer``),
+  ``first_batch`` (from the start of the evaluation to the first batch in the model: the first useful work),
+  ``rest`` (the remaining evaluation and the exit).
 
 It prints the median of each phase, ``first useful work - import torch`` (target: <= 1 s) and its ratio to the
 time of importing torch alone. ``--compare DIR`` also times the same ``train.py`` command of another checkout

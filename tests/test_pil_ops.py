@@ -117,13 +117,16 @@ def test_build_transform_uses_them_and_is_what_torchvision_would_build():
 
 def test_engine_trainers_datasets_import_without_heavy_optional_modules():
     """Importing the engine, every trainer and dataset (what train.py needs before the first batch) loads neither
-    torchvision, scikit-learn, tensorboard, matplotlib nor torch._dynamo; building an optimizer does not either."""
+    torchvision, scikit-learn, tensorboard, matplotlib nor torch._dynamo; neither do optimiser steps."""
     code = (
         "import sys, torch, train, dassl.engine, dassl.data, dassl.evaluation, trainers, datasets\n"
         "from dassl.config import get_cfg_default\n"
         "from dassl.optim import build_optimizer, build_lr_scheduler\n"
-        "c = get_cfg_default(); o = build_optimizer([torch.nn.Parameter(torch.zeros(2))], c.OPTIM)\n"
-        "build_lr_scheduler(o, c.OPTIM)\n"
+        "c = get_cfg_default(); p = torch.nn.Parameter(torch.ones(2)); o = build_optimizer([p], c.OPTIM)\n"
+        "s = build_lr_scheduler(o, c.OPTIM)\n"
+        "for _ in range(2):\n"
+        "    o.zero_grad(); (p ** 2).sum().backward(); o.step(); s.step()\n"
+        "o.load_state_dict(o.state_dict())\n"
         "from dassl.utils.run_header import versions; versions()\n"
         "bad = [m for m in ('torchvision', 'sklearn', 'torch.utils.tensorboard', 'matplotlib', 'torch._dynamo',"
         " 'open_clip', 'submitit') if m in sys.modules]\n"

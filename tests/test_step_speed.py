@@ -104,3 +104,39 @@ def test_text_checkpoint_config_key_reaches_the_model(tmp_path):
         trainer = build_trainer(train.setup_cfg(train.parse_args(base + opts)))
         assert trainer.model.clip.transformer.grad_checkpointing is expected
         assert trainer.model.clip.visual.transformer.grad_checkpointing is False
+
+
+def test_eager_optimizers_update_exactly_like_torch():
+    from dassl.config import get_cfg_default
+    from dassl.optim import build_lr_scheduler, build_optimizer
+
+    torch_classes = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                     "rmsprop": torch.optim.RMSprop}
+    for name, cls in torch_classes.items():
+        cfg = get_cfg_default()
+        cfg.OPTIM.NAME, cfg.OPTIM.MOMENTUM, cfg.OPTIM.WEIGHT_DECAY = name, 0.9, 5e-4
+        runs = []
+        for eager in (True, False):
+            torch.manual_seed(0)
+            p = torch.nn.Parameter(torch.randn(4, 3))
+            opt = build_optimizer([p], cfg.OPTIM)
+            if not eager:  # the same hyper-parameters on torch's own class
+                import inspect
+
+                accepted = inspect.signature(cls.__init__).parameters
+                opt = cls(opt.param_groups[0]["params"], **{k: v for k, v in opt.defaults.items() if k in accepted})
+            assert isinstance(opt, cls) and repr(opt).startswith(cls.__name__)
+            sched = build_lr_scheduler(opt, cfg.OPTIM)
+            for _ in range(4):
+                opt.zero_grad()
+                ((p - 1) ** 3).sum().backward()
+                opt.step()
+                sched.step()
+            state = opt.state_dict()
+            opt.load_state_dict(state)
+            runs.append((p.detach().clone(), state))
+        (p1, s1), (p0, s0) = runs
+        assert torch.equal(p1, p0), name
+        assert s1["param_groups"] == s0["param_groups"]
+        assert all(torch.equal(s1["state"][0][k], s0["state"][0][k]) if torch.is_tensor(s0["state"][0][k])
+                   else s1["state"][0][k] == s0["state"][0][k] for k in s0["state"][0])

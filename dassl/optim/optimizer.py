@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
-from contextlib import contextmanager
 from typing import Iterable
 
 import torch
@@ -21,29 +19,58 @@ __all__ = ["AVAI_OPTIMS", "build_optimizer"]
 AVAI_OPTIMS = ["adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw"]
 
 
-@contextmanager
-def _eager_param_groups():
-    """Build an optimizer without importing ``torch._dynamo`` (about 3 s on a CPU box).
+_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+_EAGER_CLASSES: dict[type, type] = {}
 
-    ``Optimizer.add_param_group`` is wrapped by ``torch._disable_dynamo``, which imports ``torch._dynamo`` on its
-    first call only to wrap the method in ``torch._dynamo.disable`` -- a no-op outside ``torch.compile``. While the
-    optimizer is constructed (plain eager code, never compiled) the wrapper's per-function cache is pointed at the
-    method itself; it is removed afterwards, so every later call (and a training step, which imports dynamo
-    anyway) behaves as torch ships it. An evaluation-only process therefore never imports dynamo. Nothing numeric
-    changes: the same method runs on the same arguments."""
-    if "torch._dynamo" in sys.modules:
-        yield
-        return
-    fn = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
-    if fn is None or hasattr(fn, "__dynamo_disable"):
-        yield
-        return
-    setattr(fn, "__dynamo_disable", fn)
-    try:
-        yield
-    finally:
-        if getattr(fn, "__dynamo_disable", None) is fn:
-            delattr(fn, "__dynamo_disable")
+
+def _use_grad_layer(fn):
+    """``(wrapper, raw)`` when ``fn`` (possibly under torch's profiling hook) is torch's ``_use_grad`` step wrapper,
+    else None."""
+    f = fn
+    while hasattr(f, "__wrapped__"):
+        if getattr(getattr(f, "__code__", None), "co_name", "") == "_use_grad":
+            raw = f.__wrapped__
+            while hasattr(raw, "__wrapped__"):
+                raw = raw.__wrapped__
+            return f, raw
+        f = f.__wrapped__
+    return None
+
+
+def eager_optimizer_class(cls: type) -> type:
+    """``cls`` without the ``torch._dynamo`` import of its eager calls (about 3 s of every training process).
+
+    torch wraps ``Optimizer.add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` in
+    ``torch._disable_dynamo`` and each built-in ``step`` in ``_use_grad``; both import ``torch._dynamo`` when first
+    called, only to mark the code as not-to-be-compiled (a no-op in eager mode, ``graph_break`` included). The
+    subclass calls the same undecorated methods, with ``step`` under the same grad mode as ``_use_grad`` sets
+    (``defaults["differentiable"]``): the same operations on the same tensors, bit-identical updates and state dicts.
+    It keeps the class name (``repr``), and ``isinstance(opt, cls)`` holds. This codebase never compiles the
+    optimiser; a ``torch.compile`` user would pass the plain torch class."""
+    if cls in _EAGER_CLASSES:
+        return _EAGER_CLASSES[cls]
+    namespace: dict = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    for name in _DYNAMO_WRAPPED:
+        raw = getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None)
+        if raw is not None and getattr(cls, name) is getattr(torch.optim.Optimizer, name):
+            namespace[name] = raw
+    layer = _use_grad_layer(cls.step)
+    if layer is not None:
+        raw_step = layer[1]
+
+        def step(self, *args, **kwargs):
+            prev = torch.is_grad_enabled()
+            try:
+                torch.set_grad_enabled(self.defaults["differentiable"])
+                return raw_step(self, *args, **kwargs)
+            finally:
+                torch.set_grad_enabled(prev)
+
+        step.__doc__ = raw_step.__doc__
+        namespace["step"] = step
+    eager = type(cls.__name__, (cls,), namespace)
+    _EAGER_CLASSES[cls] = eager
+    return eager
 
 
 def build_optimizer(
@@ -107,30 +134,32 @@ def build_optimizer(
             if isinstance(param_groups, (list, tuple)) and param_groups and isinstance(param_groups[0], dict):
                 param_groups = [dict(g) for g in param_groups]
 
-    with _eager_param_groups():
-        return _construct(optim, param_groups, lr, weight_decay, momentum, sgd_dampening, sgd_nesterov,
-                          rmsprop_alpha, adam_beta1, adam_beta2)
+    return _construct(optim, param_groups, lr, weight_decay, momentum, sgd_dampening, sgd_nesterov,
+                      rmsprop_alpha, adam_beta1, adam_beta2)
 
 
 def _construct(optim, param_groups, lr, weight_decay, momentum, sgd_dampening, sgd_nesterov, rmsprop_alpha,
                adam_beta1, adam_beta2) -> torch.optim.Optimizer:
     if optim == "adam":
-        optimizer = torch.optim.Adam(param_groups, lr=lr, weight_decay=weight_decay, betas=(adam_beta1, adam_beta2))
+        optimizer = eager_optimizer_class(torch.optim.Adam)(param_groups, lr=lr, weight_decay=weight_decay,
+                                                            betas=(adam_beta1, adam_beta2))
     elif optim == "amsgrad":
-        optimizer = torch.optim.Adam(
+        optimizer = eager_optimizer_class(torch.optim.Adam)(
             param_groups, lr=lr, weight_decay=weight_decay, betas=(adam_beta1, adam_beta2), amsgrad=True
         )
     elif optim == "sgd":
-        optimizer = torch.optim.SGD(
+        optimizer = eager_optimizer_class(torch.optim.SGD)(
             param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay, dampening=sgd_dampening,
             nesterov=sgd_nesterov,
         )
     elif optim == "rmsprop":
-        optimizer = torch.optim.RMSprop(
+        optimizer = eager_optimizer_class(torch.optim.RMSprop)(
             param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay, alpha=rmsprop_alpha
         )
     elif optim == "radam":
-        optimizer = RAdam(param_groups, lr=lr, weight_decay=weight_decay, betas=(adam_beta1, adam_beta2))
+        optimizer = eager_optimizer_class(RAdam)(param_groups, lr=lr, weight_decay=weight_decay,
+                                                 betas=(adam_beta1, adam_beta2))
     else:  # adamw
-        optimizer = torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay, betas=(adam_beta1, adam_beta2))
+        optimizer = eager_optimizer_class(torch.optim.AdamW)(param_groups, lr=lr, weight_decay=weight_decay,
+                                                             betas=(adam_beta1, adam_beta2))
     return optimizer

@@ -49,7 +49,8 @@ class PromptedCLIP(nn.Module):
             features are the same either way (each sequence is encoded independently).
         text_checkpoint: activation checkpointing of the text tower while gradients are recorded (each block is
             recomputed in the backward pass instead of keeping its activations: peak memory of image-conditioned
-            learners such as CoCoOp drops, logits and gradients are unchanged; ``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``).
+            learners such as CoCoOp drops, logits and gradients are unchanged;
+            ``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``).
     """
 
     def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0,

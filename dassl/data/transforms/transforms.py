@@ -129,7 +129,8 @@ def build_transform(cfg, is_train: bool = True, choices=None):
         choices: transform names (default ``cfg.INPUT.TRANSFORMS``).
 
     Returns:
-        A ``Compose`` (``dassl.data.transforms.pil_ops``; torchvision's behaviour and ``repr``) (or None with ``INPUT.NO_TRANSFORM``).
+        A ``Compose`` (``dassl.data.transforms.pil_ops``; torchvision's behaviour and ``repr``), or None with
+        ``INPUT.NO_TRANSFORM``.
 
     Raises:
         ConfigError: an unknown transform or interpolation name.
