@@ -631,7 +631,8 @@ def plot_nemesis_train(args: list[str], env: Env) -> list[Run]:
         a += [f"{k}.N", n, f"{k}.N_CTX", nctx, f"{k}.CSC", csc, f"{k}.CLASS_TOKEN_POSITION", ctp, f"{k}.A", alpha,
               f"{k}.NT", nt, f"{k}.NP", np_, f"{k}.CW", cw, f"{k}.BETA", beta, "DATASET.NUM_SHOTS", shots,
               *_words(env, "EXTRA_OPTS")]
-        runs.append(Run("train.py", a, [d], "train", label=f"PLOTNemesis(beta {beta}) {dataset} {shots}shots seed{seed}"))
+        label = f"PLOTNemesis(beta {beta}) {dataset} {shots}shots seed{seed}"
+        runs.append(Run("train.py", a, [d], "train", label=label))
     return runs
 
 
