@@ -143,7 +143,8 @@ def test_warmup_step_rejects_epoch_argument():
 )
 def test_build_optimizer_arguments(name, cls, check):
     opt = build_optimizer(nn.Linear(2, 2), _optim_cfg(NAME=name))
-    assert type(opt) is cls
+    # the class itself, or its eager subclass without the torch._dynamo import (dassl.optim.optimizer)
+    assert isinstance(opt, cls) and type(opt).__name__ == cls.__name__
     group = opt.param_groups[0]
     assert group["lr"] == B
     for k, v in check.items():
