@@ -50,8 +50,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from dassl.utils.run_record import read_record, run_status  # noqa: E402
+from tools.paper_numbers import PAPER_FILE, load_paper, variant_matches  # noqa: E402,F401
 
-PAPER_FILE = osp.join(ROOT, "tools", "data", "paper_numbers.json")
 CI_FORMULA = "95% CI half-width = 1.96 * std / sqrt(n), std = population std over seeds (ddof 0)"
 SEED_RE = re.compile(r"^seed(-?\d+)$")
 SHOTS_RE = re.compile(r"^(?P<cfg>.+)_(?P<k>\d+)shots$")
@@ -326,17 +326,6 @@ def _side(runs: dict[int | None, SeedRun], expected: set[int]) -> tuple[dict, li
 
 
 # --------------------------------------------------------------------------------------------- paper numbers
-def load_paper(path: str = PAPER_FILE) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _variant_matches(paper: str | None, ours: str | None) -> bool:
-    if paper is None:
-        return ours is None
-    if ours is None:
-        return False
-    return set(paper.split()) <= set(ours.split())
 
 
 def match_paper(paper: dict, protocol: str, method: str, variant: str | None, dataset: str, shots: int | None,
@@ -352,7 +341,7 @@ def match_paper(paper: dict, protocol: str, method: str, variant: str | None, da
             continue
         if e.get("shots") is not None and shots is not None and e["shots"] != shots:
             continue
-        if not _variant_matches(e.get("variant"), variant):
+        if not variant_matches(e.get("variant"), variant):
             continue
         if e.get("backbone") and backbone and e["backbone"] != backbone:
             continue
