@@ -9,7 +9,9 @@ stub ``python``.
 """
 from __future__ import annotations
 
+import glob
 import os.path as osp
+import re
 from typing import Callable, Mapping
 
 from dassl.utils.errors import UsageError
@@ -110,9 +112,31 @@ def coop_main(args: list[str], env: Env) -> list[Run]:
     return runs
 
 
+_REGISTERED = re.compile(r"^@TRAINER_REGISTRY\.register\(.*\n(?:class )([A-Za-z0-9_]+)", re.M)
+
+
+def registered_trainers() -> list[str]:
+    """scripts/coop/eval.sh ``registered_trainers``: the classes registered with ``@TRAINER_REGISTRY.register()`` in
+    trainers/*.py, read from the sources (no torch import)."""
+    names = []
+    for path in sorted(glob.glob(_repo("trainers", "*.py"))):
+        with open(path) as f:
+            names += _REGISTERED.findall(f.read())
+    return names
+
+
+def coop_train(args: list[str], env: Env) -> list[Run]:
+    """scripts/coop/train.sh DATASET CFG CTP NCTX SHOTS CSC (the Nemesis repository's name of coop/main.sh)"""
+    _usage(args, 6, 6, "scripts/coop/train.sh DATASET CFG CTP NCTX SHOTS CSC")
+    return coop_main(args, env)
+
+
 def coop_eval(args: list[str], env: Env) -> list[Run]:
-    """scripts/coop/eval.sh DATASET CFG (domain generalisation of the ImageNet CoOp model)"""
-    _usage(args, 2, 2, "scripts/coop/eval.sh DATASET CFG")
+    """scripts/coop/eval.sh DATASET CFG, or TRAINER DATASET (the Nemesis repository's signature: the first argument
+    is a registered trainer) (domain generalisation of the ImageNet model)"""
+    _usage(args, 2, 2, "scripts/coop/eval.sh DATASET CFG  or  scripts/coop/eval.sh TRAINER DATASET")
+    if args[0] in registered_trainers():
+        return coop_eval_trainer(args, env)
     dataset, cfg = args
     data, out = _data(env, "scripts/coop/eval.sh"), _output_root(env)
     runs = []
@@ -125,6 +149,26 @@ def coop_eval(args: list[str], env: Env) -> list[Run]:
              "TRAINER.COOP.N_CTX", "16", "TRAINER.COOP.CSC", "False", "TRAINER.COOP.CLASS_TOKEN_POSITION", "end",
              *_words(env, "EXTRA_OPTS")]
         runs.append(Run("train.py", a, [d], "eval", [model], label=f"CoOp eval {dataset} seed{seed}"))
+    return runs
+
+
+def coop_eval_trainer(args: list[str], env: Env) -> list[Run]:
+    """scripts/coop/eval.sh TRAINER DATASET: the Nemesis repository's DG evaluation (CFG env, default rn50)"""
+    trainer, dataset = args
+    data, out = _data(env, "scripts/coop/eval.sh"), _output_root(env)
+    cfg, dg = _e(env, "CFG", "rn50"), _e(env, "OUTPUT_DG_ROOT", _repo("output_dg"))
+    cfg_file = _repo("configs", "trainers", trainer, f"{cfg}.yaml")
+    if not osp.isfile(cfg_file):
+        cfg_file = _repo("configs", "trainers", "CoOp", f"{cfg}.yaml")
+    runs = []
+    for seed in _words(env, "SEEDS", "1 2 3"):
+        model = f"{out}/imagenet/{trainer}/{cfg}_16shots/nctx16_cscFalse_ctpend/seed{seed}"
+        d = f"{dg}/evaluation/{dataset}/{trainer}/seed{seed}"
+        a = ["--root", data, "--seed", seed, "--trainer", trainer, "--dataset-config-file", _ds_cfg(dataset),
+             "--config-file", cfg_file, "--output-dir", d, "--model-dir", model, "--load-epoch",
+             _e(env, "LOAD_EPOCH", "50"), "--eval-only", "MODEL.PROMPT_LEARNER.N_CTX", "16", "MODEL.PROMPT_LEARNER.CSC",
+             "False", "MODEL.PROMPT_LEARNER.CLASS_TOKEN_POSITION", "end", *_words(env, "EXTRA_OPTS")]
+        runs.append(Run("train.py", a, [d], "eval", [model], label=f"{trainer} eval {dataset} seed{seed}"))
     return runs
 
 
@@ -236,6 +280,42 @@ def nemesis_main(args: list[str], env: Env) -> list[Run]:
     return runs
 
 
+DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+
+
+def nemesis_dg(args: list[str], env: Env) -> list[Run]:
+    """scripts/coop_nemesis/dg.sh [TARGET ...] (the paper's domain-generalisation table: ImageNet models of CoOp and
+    CoOp + Nemesis at ALPHAS, trained where the few-shot sweep trains them, evaluated on every target)"""
+    targets = list(args) or list(DG_TARGETS)
+    for t in targets:
+        if not osp.isfile(_ds_cfg(t)):
+            raise SweepError(f"unknown dataset {t} (configs/datasets/<name>.yaml)")
+    _data(env, "scripts/coop_nemesis/dg.sh")
+    methods, alphas = _words(env, "METHODS", "coop pun pan"), _words(env, "ALPHAS", "1.0 10.0")
+    cfg = _e(env, "CFG", _e(env, "BACKBONE_CFG", "rn50") + "_ep50")
+    nt, np_, cw, pan_beta = _e(env, "NT", "two"), _e(env, "NP", "2"), _e(env, "CW", "0.5"), _e(env, "PAN_BETA", "0.0")
+    for m in methods:
+        if m not in ("coop", "pun", "pan"):
+            raise SweepError(f"unknown method {m} (coop | pun | pan)")
+    settings = {"coop": [None], "pun": [(a, "1.0") for a in alphas], "pan": [(a, pan_beta) for a in alphas]}
+    runs: list[Run] = []
+    if _e(env, "TRAIN", "1") == "1":
+        for m in methods:
+            for s in settings[m]:
+                if s is None:
+                    runs += coop_main(["imagenet", cfg, "end", "16", "16", "False"], env)
+                else:
+                    runs += nemesis_train(["imagenet", cfg, "end", "16", "16", "False", s[0], nt, np_, cw, s[1]], env)
+    for t in targets:
+        for m in methods:
+            for s in settings[m]:
+                if s is None:
+                    runs += coop_eval([t, cfg], env)
+                else:
+                    runs += nemesis_eval(["CoOpNemesis", t, s[0], nt, np_, cw, s[1]], dict(env, CFG=cfg))
+    return runs
+
+
 # ------------------------------------------------------------------------------------------------- CRT
 def _crt_cfg_file(cfg: str) -> str:
     f = _repo("configs", "trainers", "CoOpCRT", f"{cfg}.yaml")
@@ -337,9 +417,10 @@ class Family:
     """What scripts/<family>/env.sh sets for scripts/cocoop/protocols.sh."""
 
     def __init__(self, trainer: str, cfg: str, xd_cfg: str = "", cfg_dir: str = "", method_opts: list[str] | None = None,
-                 shots_tag: str = "") -> None:
+                 shots_tag: str = "", run_prefix: str = "", run_name: str = "") -> None:
         self.trainer, self.cfg, self.xd_cfg, self.cfg_dir = trainer, cfg, xd_cfg or cfg, cfg_dir or trainer
         self.method_opts, self.shots_tag = list(method_opts or []), shots_tag
+        self.run_prefix, self.run_name = run_prefix, run_name  # folders around <CFG> (the Nemesis hosts)
 
     def cfg_path(self, stem: str) -> str:
         return _repo("configs", "trainers", self.cfg_dir, f"{stem}.yaml")
@@ -360,6 +441,47 @@ def family_kgcoop(env: Env) -> Family:
 def family_maple(env: Env) -> Family:
     return Family("MaPLe", _e(env, "CFG", "vit_b16_c2_ep5_batch4_2ctx"),
                   _e(env, "XD_CFG", "vit_b16_c2_ep5_batch4_2ctx_cross_datasets"))
+
+
+def family_ivlp(env: Env) -> Family:
+    cfg = _e(env, "CFG", "vit_b16_c2_ep5_batch4_2+2ctx")
+    return Family("IVLP", cfg, _e(env, "XD_CFG", cfg))
+
+
+def family_vpt(env: Env) -> Family:
+    cfg = _e(env, "CFG", "vit_b16_c2_ep5_batch4_4")
+    return Family("VPT", cfg, _e(env, "XD_CFG", cfg))
+
+
+def nemesis_run_name(alpha: str, nt: str, np_: str, cw: str, beta: str, target: str = "text") -> str:
+    """scripts/cocoop_nemesis/host.sh ``nemesis_run_name``"""
+    name = f"alpha{alpha}_nt{nt}" if beta in ("1.0", "1") else f"alpha{alpha}_cw{cw}_pn{np_}_nt{nt}"
+    return name if target == "text" else f"{name}_target{target}"
+
+
+def nemesis_host(fam: Family, env: Env, alpha: str, nt: str, np_: str, cw: str, beta: str) -> Family:
+    """scripts/cocoop_nemesis/host.sh ``nemesis_host``: the Nemesis options and folders on a base-to-new host."""
+    target = _e(env, "TARGET", "text")
+    fam.method_opts += ["REGULARISER.NEMESIS.A", alpha, "REGULARISER.NEMESIS.NT", nt, "REGULARISER.NEMESIS.NP", np_,
+                        "REGULARISER.NEMESIS.CW", cw, "REGULARISER.NEMESIS.BETA", beta]
+    if target != "text":
+        fam.method_opts += ["REGULARISER.NEMESIS.TARGET", target]
+    fam.run_prefix, fam.run_name = f"Beta-{beta}", nemesis_run_name(alpha, nt, np_, cw, beta, target)
+    return fam
+
+
+def family_cocoop_nemesis(env: Env) -> Family:
+    return Family("CoCoOpNemesis", _e(env, "CFG", "vit_b16_c4_ep10_batch1_ctxv1"), cfg_dir="CoCoOp")
+
+
+def family_kgcoop_nemesis(env: Env) -> Family:
+    fam = family_kgcoop(env)
+    fam.trainer, fam.cfg_dir = "KgCoOpNemesis", "KgCoOp"
+    return fam
+
+
+def family_maple_nemesis(env: Env) -> Family:
+    return Family("MaPLeNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_2ctx"), cfg_dir="MaPLe")
 
 
 DEPT_CFG = {"CoOp": "vit_b16_ep10_bs4_lr35", "CoCoOp": "vit_b16_c4_ep10_batch1_ctxv1",
@@ -386,7 +508,9 @@ def _p_seeds(env: Env, seed: str | None) -> list[str]:
 
 def _b2n_dir(fam: Family, env: Env, which: str, dataset: str, seed: str) -> str:
     tag = fam.shots_tag or f"shots_{_e(env, 'SHOTS', '16')}"
-    return f"{_output_root(env)}/base2new/{which}/{dataset}/{tag}/{fam.trainer}/{fam.cfg}/seed{seed}"
+    cfg = f"{fam.run_prefix}/{fam.cfg}" if fam.run_prefix else fam.cfg
+    cfg = f"{cfg}/{fam.run_name}" if fam.run_name else cfg
+    return f"{_output_root(env)}/base2new/{which}/{dataset}/{tag}/{fam.trainer}/{cfg}/seed{seed}"
 
 
 def b2n_train(fam: Family, env: Env, dataset: str, seed: str | None = None) -> list[Run]:
@@ -447,6 +571,16 @@ def _family_script(family: Callable[[Env], Family], proto: str, name: str) -> Ca
     return script
 
 
+def _nemesis_host_script(family: Callable[[Env], Family], proto: str, name: str
+                         ) -> Callable[[list[str], Env], list[Run]]:
+    def script(args: list[str], env: Env) -> list[Run]:
+        _usage(args, 6, 7, f"scripts/{name}/{proto.replace('b2n', 'base2new')}.sh DATASET ALPHA NT NP CW BETA [SEED]")
+        fam = nemesis_host(family(env), env, *args[1:6])
+        return {"b2n_train": b2n_train, "b2n_test": b2n_test}[proto](fam, env, args[0], *args[6:])
+
+    return script
+
+
 def _dept_script(proto: str) -> Callable[[list[str], Env], list[Run]]:
     def script(args: list[str], env: Env) -> list[Run]:
         if proto == "xd_train":
@@ -462,21 +596,28 @@ def _dept_script(proto: str) -> Callable[[list[str], Env], list[Run]]:
 
 SCRIPTS: dict[str, Callable[[list[str], Env], list[Run]]] = {
     "coop/main.sh": coop_main,
+    "coop/train.sh": coop_train,
     "coop/eval.sh": coop_eval,
     "coop/zeroshot.sh": coop_zeroshot,
     "coop_nemesis/train.sh": nemesis_train,
     "coop_nemesis/eval.sh": nemesis_eval,
     "coop_nemesis/main.sh": nemesis_main,
+    "coop_nemesis/dg.sh": nemesis_dg,
     "coop_crt/eval.sh": crt_eval,
     "coop_crt/eval_loop.sh": crt_eval_loop,
 }
-for _name, _fam in (("cocoop", family_cocoop), ("kgcoop", family_kgcoop), ("maple", family_maple)):
+for _name, _fam in (("cocoop", family_cocoop), ("kgcoop", family_kgcoop), ("maple", family_maple),
+                    ("ivlp", family_ivlp), ("vpt", family_vpt)):
     for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_test"), ("xd_train", "xd_train"),
                           ("xd_test", "xd_test")):
         SCRIPTS[f"{_name}/{_file}.sh"] = _family_script(_fam, _proto, _name)
 for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_test"), ("xd_train", "xd_train"),
                       ("xd_test", "xd_test")):
     SCRIPTS[f"dept/{_file}.sh"] = _dept_script(_proto)
+for _name, _fam in (("cocoop_nemesis", family_cocoop_nemesis), ("kgcoop_nemesis", family_kgcoop_nemesis),
+                    ("maple_nemesis", family_maple_nemesis)):
+    for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_test")):
+        SCRIPTS[f"{_name}/{_file}.sh"] = _nemesis_host_script(_fam, _proto, _name)
 
 
 def script_key(path: str) -> str:

@@ -15,7 +15,7 @@ Example (few-shot CoOp vs CoOp+Nemesis, scripts/coop_nemesis/main.sh)::
     slurm: {partition: gpu, time: 240, gpus_per_task: 1, cpus_per_task: 8, mem_gb: 32, array_parallelism: 64}
 
 Methods per protocol: fewshot ``coop pun pan``; zeroshot ``ZeroshotCLIP ZeroshotCLIP2``; base2new ``cocoop kgcoop
-maple dept-coop dept-cocoop dept-kgcoop dept-maple``; xd (ImageNet source + evaluation on each of ``datasets``) the
+maple ivlp vpt dept-coop dept-cocoop dept-kgcoop dept-maple``; xd (ImageNet source + evaluation on each of ``datasets``) the
 base2new methods plus ``coop pun pan``; crt (scripts/coop_crt/eval_loop.sh) ``coop``.
 """
 from __future__ import annotations
@@ -37,8 +37,9 @@ class SpecError(SweepError):
 PROTOCOL_METHODS = {
     "fewshot": ("coop", "pun", "pan"),
     "zeroshot": ("ZeroshotCLIP", "ZeroshotCLIP2"),
-    "base2new": ("cocoop", "kgcoop", "maple", "dept-coop", "dept-cocoop", "dept-kgcoop", "dept-maple"),
-    "xd": ("cocoop", "kgcoop", "maple", "dept-coop", "dept-cocoop", "dept-kgcoop", "dept-maple", "coop", "pun", "pan"),
+    "base2new": ("cocoop", "kgcoop", "maple", "ivlp", "vpt", "dept-coop", "dept-cocoop", "dept-kgcoop", "dept-maple"),
+    "xd": ("cocoop", "kgcoop", "maple", "ivlp", "vpt", "dept-coop", "dept-cocoop", "dept-kgcoop", "dept-maple", "coop",
+           "pun", "pan"),
     "crt": ("coop",),
 }
 DEFAULT_METHODS = {"fewshot": ["coop", "pun", "pan"], "zeroshot": ["ZeroshotCLIP"], "crt": ["coop"]}
@@ -202,7 +203,8 @@ def _family(method: str, env: dict[str, str]) -> P.Family:
     if method.startswith("dept-"):
         base = {"coop": "CoOp", "cocoop": "CoCoOp", "kgcoop": "KgCoOp", "maple": "MaPLe"}[method[5:]]
         return P.family_dept(env, base)
-    return {"cocoop": P.family_cocoop, "kgcoop": P.family_kgcoop, "maple": P.family_maple}[method](env)
+    return {"cocoop": P.family_cocoop, "kgcoop": P.family_kgcoop, "maple": P.family_maple, "ivlp": P.family_ivlp,
+            "vpt": P.family_vpt}[method](env)
 
 
 def expand_spec(spec: Spec) -> list[Run]:

@@ -3,18 +3,20 @@ component in the learner/head/regulariser registries."""
 from clip.config import normalize_pretrained
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 
-from . import cocoop, coop, coop_crt, coop_nemesis, dept, kgcoop, maple, zsclip  # noqa: F401  (registration)
+from . import cocoop, coop, coop_crt, coop_nemesis, dept, ivlp, kgcoop, maple, vpt, zsclip  # noqa: F401  (registration)
 from .cocoop import CoCoOp, CoCoOpNemesis
 from .config import add_trainer_cfg, resolve_cfg
 from .coop import CoOp
 from .coop_crt import CoOpCRT
 from .coop_nemesis import CoOpNemesis
 from .dept import ExtrasLinearProbeCoCoOp, ExtrasLinearProbeCoOp, ExtrasLinearProbeKgCoOp, ExtrasLinearProbeMaPLe
+from .ivlp import IVLP, IVLPNemesis
 from .kgcoop import KgCoOp, KgCoOpNemesis
 from .maple import MaPLe, MaPLeNemesis
 from .modules import HEAD_REGISTRY, PROMPT_LEARNER_REGISTRY, REGULARISER_REGISTRY
 from .modules.factory import build_prompted_clip
 from .prompt_trainer import PromptTrainer
+from .vpt import VPT, VPTNemesis
 from .zsclip import ZeroshotCLIP, ZeroshotCLIP2
 
 REGISTRIES = {
@@ -37,4 +39,5 @@ __all__ = [
     "HEAD_REGISTRY", "REGULARISER_REGISTRY", "PromptTrainer", "CoOp", "CoOpNemesis", "CoOpCRT",
     "ZeroshotCLIP", "ZeroshotCLIP2", "CoCoOp", "CoCoOpNemesis", "KgCoOp", "KgCoOpNemesis", "MaPLe", "MaPLeNemesis",
     "ExtrasLinearProbeCoOp", "ExtrasLinearProbeCoCoOp", "ExtrasLinearProbeKgCoOp", "ExtrasLinearProbeMaPLe",
+    "IVLP", "IVLPNemesis", "VPT", "VPTNemesis",
 ]

@@ -10,7 +10,7 @@ dataclass and added by :func:`trainers.modules.registry.add_component_cfg`; None
 
 Reference spellings (the forks' YAMLs and command lines run unchanged): the trainer nodes ``TRAINER.COOP``,
 ``TRAINER.CoOp``, ``TRAINER.CoOpNemesis``, ``TRAINER.CoOpCRT``, ``TRAINER.COCOOP``, ``TRAINER.MAPLE``,
-``TRAINER.ZSCLIP`` (read by the trainers that list them in ``REFERENCE_NODES``), and for every trainer DePT's
+``TRAINER.IVLP``, ``TRAINER.VPT``, ``TRAINER.ZSCLIP`` (read by the trainers that list them in ``REFERENCE_NODES``), and for every trainer DePT's
 ``TRAINER.LINEAR_PROBE.*`` / ``TRAINER.FILM.LINEAR_PROBE`` / ``OPTIM.LR_EXP`` and KgCoOp's ``TRAINER.COOP.W``.
 
 :func:`resolve_cfg` runs once right after merging and fills each canonical key: a value the user wrote (in any
@@ -55,6 +55,10 @@ REFERENCE_KEYS = {
     "CTX_INIT": "MODEL.PROMPT_LEARNER.CTX_INIT",
     "CLASS_TOKEN_POSITION": "MODEL.PROMPT_LEARNER.CLASS_TOKEN_POSITION",
     "PROMPT_DEPTH": "MODEL.PROMPT_LEARNER.PROMPT_DEPTH",
+    "N_CTX_TEXT": "MODEL.PROMPT_LEARNER.N_CTX",  # IVLP: the text context is the CoOp-style N_CTX
+    "PROMPT_DEPTH_TEXT": "MODEL.PROMPT_LEARNER.PROMPT_DEPTH_TEXT",
+    "N_CTX_VISION": "MODEL.PROMPT_LEARNER.N_CTX_VISION",
+    "PROMPT_DEPTH_VISION": "MODEL.PROMPT_LEARNER.PROMPT_DEPTH_VISION",
     "TEXT_CHUNK": "MODEL.PROMPT_LEARNER.TEXT_CHUNK",
     "TEMPLATE": "MODEL.PROMPT_LEARNER.TEMPLATE",
     "PREC": "TRAINER.PREC",
@@ -119,6 +123,19 @@ def add_trainer_cfg(cfg) -> None:
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
     cfg.TRAINER.MAPLE.PREC = "fp16"
     cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
+    # the MaPLe repository's IVLP and VPT (its code defaults)
+    cfg.TRAINER.IVLP = CN()
+    cfg.TRAINER.IVLP.N_CTX_VISION = 2
+    cfg.TRAINER.IVLP.N_CTX_TEXT = 2
+    cfg.TRAINER.IVLP.CTX_INIT = "a photo of a"
+    cfg.TRAINER.IVLP.PREC = "fp16"
+    cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9
+    cfg.TRAINER.VPT = CN()
+    cfg.TRAINER.VPT.N_CTX_VISION = 2
+    cfg.TRAINER.VPT.CTX_INIT = "a photo of a"
+    cfg.TRAINER.VPT.PREC = "fp32"  # the reference casts VPT's CLIP to fp32 (the VPT trainer's default)
+    cfg.TRAINER.VPT.PROMPT_DEPTH_VISION = 1
     # DePT (Zhang et al., CVPR 2024 "DePT: Decoupled Prompt Tuning"): the head's reference keys
     cfg.TRAINER.LINEAR_PROBE = CN()
     cfg.TRAINER.LINEAR_PROBE.TYPE = "linear"

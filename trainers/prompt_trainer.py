@@ -192,15 +192,32 @@ class PromptTrainer(TrainerX):
             self.update_lr()
         return summary
 
+    def visual_norm_vectors(self) -> torch.Tensor | None:
+        """The input-level visual prompts ``[n, Dv]`` whose norms are logged (``visual_*``): for learners with
+        visual prompts of their own (``log_visual_norms``: VPT, IVLP) or when a regulariser targets them (Nemesis
+        ``TARGET vision``); None otherwise (existing runs log exactly what they logged before)."""
+        learner = self.model.learner
+        if not getattr(learner, "prompts_image_tower", False):
+            return None
+        if not (getattr(learner, "log_visual_norms", False)
+                or any(getattr(reg, "target", None) == "vision" for reg in self.regularisers)):
+            return None
+        return learner.visual_prompts()[0]
+
     @torch.no_grad()
     def log_context_norms(self) -> dict[str, float]:
-        """Frobenius norm of the context (mean over classes) and per-position L2 norms ``v{i}_norm``."""
+        """Frobenius norm of the context (mean over classes) and per-position L2 norms ``v{i}_norm``; the same of
+        the visual prompts as ``visual_matrix_norm`` / ``visual_v{i}_norm`` (see :meth:`visual_norm_vectors`)."""
         ctx = self.model.learner.context_vectors()
-        if ctx is None:
-            return {}
-        out = {"matrix_norm": float(matrix_norm(ctx, "two"))}
-        per_pos = position_norms(ctx, "two").reshape(-1, ctx.shape[-2]).mean(dim=0)
-        out.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+        out: dict[str, float] = {}
+        if ctx is not None:
+            out["matrix_norm"] = float(matrix_norm(ctx, "two"))
+            per_pos = position_norms(ctx, "two").reshape(-1, ctx.shape[-2]).mean(dim=0)
+            out.update({f"v{i}_norm": float(v) for i, v in enumerate(per_pos)})
+        vis = self.visual_norm_vectors()
+        if vis is not None:
+            out["visual_matrix_norm"] = float(matrix_norm(vis, "two"))
+            out.update({f"visual_v{i}_norm": float(v) for i, v in enumerate(position_norms(vis, "two"))})
         return out
 
     def before_epoch(self) -> None:
@@ -233,10 +250,14 @@ class PromptTrainer(TrainerX):
     def after_epoch(self) -> None:
         record: dict[str, Any] = {"epoch": self.epoch + 1}
         ctx = self.model.learner.context_vectors()
+        norms = self.log_context_norms()
         if ctx is not None:
-            norms = self.log_context_norms()
             record["matrix_norm"] = norms.pop("matrix_norm")
             record["v_norms"] = [norms[f"v{i}_norm"] for i in range(ctx.shape[-2])]
+        if "visual_matrix_norm" in norms:
+            record["visual_matrix_norm"] = norms["visual_matrix_norm"]
+            record["visual_v_norms"] = [v for k, v in norms.items() if k.startswith("visual_v")]
+        if ctx is not None or "visual_matrix_norm" in norms:
             for reg in self.regularisers:
                 record.update(reg.epoch_record())
         if self.cfg.TEST.get("DO_TEST", False):

@@ -6,9 +6,10 @@
 #   config's OPTIM.MAX_EPOCH, i.e. the last checkpoint).
 # The caller sets: TRAINER, CFG (config stem for base-to-new), XD_CFG (config stem for xd; default CFG),
 #   CFG_DIR (configs/trainers/<CFG_DIR>; default TRAINER), optional METHOD_OPTS (array of KEY VALUE opts) and
-#   SHOTS_TAG (folder name part; default shots_<SHOTS>).
+#   SHOTS_TAG (folder name part; default shots_<SHOTS>), and for the Nemesis hosts RUN_PREFIX / RUN_NAME (folders
+#   around <CFG>, e.g. Beta-<BETA> and alpha<A>_..._nt<NT>; default none).
 # Layout (the CoOp/CoCoOp repositories' folder names):
-#   base2new: $OUTPUT_ROOT/base2new/{train_base,test_new}/<DATASET>/<SHOTS_TAG>/<TRAINER>/<CFG>/seed<S>
+#   base2new: $OUTPUT_ROOT/base2new/{train_base,test_new}/<DATASET>/<SHOTS_TAG>/<TRAINER>/[<RUN_PREFIX>/]<CFG>[/<RUN_NAME>]/seed<S>
 #   xd:       $OUTPUT_ROOT/imagenet/<TRAINER>/<XD_CFG>_<SHOTS>shots/seed<S>  (training on all ImageNet classes)
 #             $OUTPUT_ROOT/evaluation/<TRAINER>/<XD_CFG>_<SHOTS>shots/<DATASET>/seed<S>
 source "$(dirname "${BASH_SOURCE[0]}")/../coop/lib.sh"
@@ -17,6 +18,10 @@ SHOTS="${SHOTS:-16}"
 _cfg_path() { echo "$REPO/configs/trainers/${CFG_DIR:-$TRAINER}/$1.yaml"; }
 _seeds() { if [ -n "${1:-}" ]; then echo "$1"; else echo "$SEEDS"; fi; }
 _opts() { if [ -n "${METHOD_OPTS+x}" ]; then printf '%s\n' "${METHOD_OPTS[@]}"; fi; }
+# _b2n_dir train_base|test_new DATASET SEED
+_b2n_dir() {
+  echo "$OUTPUT_ROOT/base2new/$1/$2/${SHOTS_TAG:-shots_$SHOTS}/$TRAINER/${RUN_PREFIX:+$RUN_PREFIX/}$CFG${RUN_NAME:+/$RUN_NAME}/seed$3"
+}
 
 # _run DATASET CFG_STEM OUT_DIR [train.py args...]: python train.py with the common arguments
 _run() {
@@ -34,7 +39,7 @@ b2n_train() {
   local dataset=$1 seed dir
   require_data
   for seed in $(_seeds "${2:-}"); do
-    dir="$OUTPUT_ROOT/base2new/train_base/$dataset/${SHOTS_TAG:-shots_$SHOTS}/$TRAINER/$CFG/seed$seed"
+    dir=$(_b2n_dir train_base "$dataset" "$seed")
     prepare_run "$dir" Elapsed || continue
     _run "$dataset" "$CFG" "$dir" "$seed" DATASET.SUBSAMPLE_CLASSES base
   done
@@ -46,8 +51,8 @@ b2n_test() {
   require_data
   epoch="${LOAD_EPOCH:-$(max_epoch "$(_cfg_path "$CFG")")}"
   for seed in $(_seeds "${2:-}"); do
-    model_dir="$OUTPUT_ROOT/base2new/train_base/$dataset/${SHOTS_TAG:-shots_$SHOTS}/$TRAINER/$CFG/seed$seed"
-    dir="$OUTPUT_ROOT/base2new/test_new/$dataset/${SHOTS_TAG:-shots_$SHOTS}/$TRAINER/$CFG/seed$seed"
+    model_dir=$(_b2n_dir train_base "$dataset" "$seed")
+    dir=$(_b2n_dir test_new "$dataset" "$seed")
     prepare_run "$dir" macro_f1 || continue
     _run "$dataset" "$CFG" "$dir" "$seed" --model-dir "$model_dir" --load-epoch "$epoch" --eval-only \
       DATASET.SUBSAMPLE_CLASSES new

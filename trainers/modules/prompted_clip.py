@@ -71,8 +71,12 @@ class PromptedCLIP(nn.Module):
         self.clip.eval()  # frozen encoders never leave eval mode (BatchNorm statistics of ResNets)
         return self
 
-    def invalidate_cache(self) -> None:
-        self._cache = None
+    def invalidate_cache(self, force: bool = False) -> None:
+        """Forget the cached text features. A learner whose text depends on no trainable tensor
+        (``text_depends_on_params = False``: hand-written prompts, VPT) keeps them (its text cannot change: encoded
+        once per model, not once per step) unless ``force``."""
+        if force or self.learner.text_depends_on_params:
+            self._cache = None
 
     @contextlib.contextmanager
     def context_override(self, ctx: torch.Tensor) -> Iterator[None]:

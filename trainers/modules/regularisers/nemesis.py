@@ -9,6 +9,12 @@ Loss term (added to CE): ``omega(e) * (beta * N(A*1) + (1 - beta) * N(alpha_PAN)
 * PUN: ``alpha = A`` everywhere; PAN: ``alpha_j = pan_scale`` for sampled positions whose x``cw``
   down-scaling strictly increases the batch's top-1 hits (``"randomK"``: K random positions, no check);
 * ``omega(e) = 1 - 1/(1 + exp(-0.2 (e - E/2)))`` (``omega="logistic"``) or 1 (``"constant"``).
+
+Targets (``TARGET``): ``text`` (default) penalises ``learner.context_vectors()`` (the first-layer text context);
+``vision`` penalises the input-level visual prompts ``learner.visual_prompts()[0]`` ``[n, Dv]`` (VPT's and IVLP's
+own tokens, MaPLe's ``proj(ctx)``: the paper's generalisation to visual prompt tuning). PAN on the vision target
+corrupts position j of the visual prompt and re-encodes the batch's images for the NP+1 copies in one image-encoder
+call (the step's text features are reused: they do not depend on the visual prompts).
 """
 from __future__ import annotations
 
@@ -25,11 +31,14 @@ from dassl.utils.errors import ConfigError
 
 from ..norms import NORM_ORDERS, NORM_TYPES, NormType, matrix_norm, position_norms  # noqa: F401  (re-exported)
 from ..options import Options, OptionError, check_choice, check_number, option
+from ..prompt_learners.base import PromptOutput
 from ..registry import REGULARISER_REGISTRY
 from .base import Regulariser
 
 OmegaMode = Literal["logistic", "constant"]
 OMEGA_MODES = ("logistic", "constant")
+Target = Literal["text", "vision"]
+TARGETS = ("text", "vision")
 
 
 def weighted_norm(norms: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -43,8 +52,9 @@ def logistic_omega(epoch: int, max_epoch: int, k: float = 0.2) -> float:
     return 1.0 - 1.0 / (1.0 + math.exp(-k * (epoch - max_epoch / 2)))
 
 
-def parse_np(value: Any, n_ctx: int) -> tuple[int, bool]:
-    """``NP`` -> (number of positions, random mode). Integer in [1, M] or ``"random<K>"``."""
+def parse_np(value: Any, n_ctx: int, length_key: str = "N_CTX") -> tuple[int, bool]:
+    """``NP`` -> (number of positions, random mode). Integer in [1, M] or ``"random<K>"`` (``length_key`` names M
+    in the error)."""
     if isinstance(value, bool) or value is None:
         raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
     if isinstance(value, str):
@@ -62,7 +72,7 @@ def parse_np(value: Any, n_ctx: int) -> tuple[int, bool]:
     else:
         raise ConfigError(f"NP must be an integer in [1, {n_ctx}] or 'random<K>', got {value!r}")
     if not 1 <= k <= n_ctx:
-        raise ConfigError(f"NP must lie in [1, N_CTX={n_ctx}], got {value!r}")
+        raise ConfigError(f"NP must lie in [1, {length_key}={n_ctx}], got {value!r}")
     return k, rand
 
 
@@ -88,6 +98,8 @@ class NemesisOptions(Options):
     beta: Any = option(None, "BETA", "1 PUN, 0 PAN, (0, 1) mix; required")
     pan_scale: Any = option(None, "PAN_SCALE", "PAN alpha value; None = A (reference: 50 for Food101/OxfordPets)")
     omega: str = option("logistic", "OMEGA", "logistic | constant (reference: constant for Food101/OxfordPets)")
+    target: Any = option(None, "TARGET", "text | vision: the text context or the input-level visual prompts "
+                         "(None = text, or the trainer's default: VPTNemesis vision)")
 
     def __post_init__(self) -> None:
         if self.a is None:
@@ -102,6 +114,8 @@ class NemesisOptions(Options):
             raise OptionError("BETA", str(e)) from None
         check_choice("NT", self.nt, NORM_TYPES)
         check_choice("OMEGA", self.omega, OMEGA_MODES)
+        if self.target is not None:
+            check_choice("TARGET", self.target, TARGETS)
 
     @classmethod
     def example(cls) -> "NemesisOptions":
@@ -110,12 +124,13 @@ class NemesisOptions(Options):
 
     def constructor_kwargs(self, cfg) -> dict[str, Any]:
         return dict(a=self.a, beta=self.beta, norm_type=self.nt, n_pos=self.np, cw=self.cw,
-                    pan_scale=self.pan_scale, omega=self.omega)
+                    pan_scale=self.pan_scale, omega=self.omega, target=self.target or "text")
 
 
 @REGULARISER_REGISTRY.register(options=NemesisOptions)
 class Nemesis(Regulariser):
-    """PUN / PAN norm penalty on ``learner.context_vectors()`` (works for any learner exposing context).
+    """PUN / PAN norm penalty on ``learner.context_vectors()`` (works for any learner exposing context), or on the
+    input-level visual prompts (``target="vision"``).
 
     Args:
         a: PUN weight A (also the PAN scale unless ``pan_scale`` is given).
@@ -125,6 +140,7 @@ class Nemesis(Regulariser):
         cw: PAN down-scaling factor of the corrupted pre-inference (needed for integer NP, beta < 1).
         pan_scale: PAN alpha value (default: A; the reference uses 50 for Food101/OxfordPets).
         omega: "logistic" schedule or "constant" 1.
+        target: "text" (``learner.context_vectors()``) or "vision" (the input-level visual prompts).
     """
 
     def __init__(
@@ -136,6 +152,7 @@ class Nemesis(Regulariser):
         cw: float | None = None,
         pan_scale: float | None = None,
         omega: Literal["logistic", "constant"] = "logistic",
+        target: Target = "text",
     ) -> None:
         super().__init__()
         if a is None or isinstance(a, bool) or not isinstance(a, (int, float)):
@@ -143,6 +160,8 @@ class Nemesis(Regulariser):
         self.beta = check_beta(beta)
         check_choice("NT", norm_type, NORM_TYPES)
         check_choice("OMEGA", omega, OMEGA_MODES)
+        check_choice("TARGET", target, TARGETS)
+        self.target = target
         self.a = float(a)
         self.norm_type = norm_type
         self.n_pos_value = n_pos
@@ -156,8 +175,11 @@ class Nemesis(Regulariser):
         self.alpha = None
 
     @staticmethod
-    def check_options(n_ctx: int | None, a=None, beta=None, n_pos=None, cw=None, **_: Any) -> None:
-        """Pre-flight check of the constructor options without a model (``n_ctx``: None when unknown)."""
+    def check_options(n_ctx: int | None, a=None, beta=None, n_pos=None, cw=None, target="text", **_: Any) -> None:
+        """Pre-flight check of the constructor options without a model (``n_ctx``: the text context length, None
+        when unknown; the vision target's prompt length is checked at :meth:`setup`)."""
+        if target == "vision":
+            n_ctx = None
         if a is None or isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0:
             raise ConfigError(f"A (Nemesis loss weight) must be a non-negative number, got {a!r}")
         if check_beta(beta) < 1.0 and n_ctx is not None:
@@ -172,13 +194,29 @@ class Nemesis(Regulariser):
     def uses_pan(self) -> bool:
         return self.beta < 1.0
 
+    def target_vectors(self, model: nn.Module) -> torch.Tensor | None:
+        """The penalised vectors: ``[M, Dt]`` / ``[C, M, Dt]`` text context, or the visual prompts ``[n, Dv]``."""
+        if self.target == "vision":
+            if not getattr(model.learner, "prompts_image_tower", False):
+                return None
+            return model.learner.visual_prompts()[0]
+        return model.learner.context_vectors()
+
     def setup(self, model: nn.Module, classnames: Sequence[str]) -> None:
-        ctx = model.learner.context_vectors()
+        ctx = self.target_vectors(model)
+        if ctx is None and self.target == "vision":
+            raise ConfigError(
+                f"Nemesis TARGET vision needs a learner with visual prompts (VPT, IVLP with PROMPT_DEPTH_VISION >= 1, "
+                f"MaPLe); {type(model.learner).__name__} has none: use REGULARISER.NEMESIS.TARGET text"
+            )
         if ctx is None:
-            raise ConfigError("Nemesis needs a learner with context vectors")
+            hint = " (its prompts are visual: set REGULARISER.NEMESIS.TARGET vision)" if getattr(
+                model.learner, "prompts_image_tower", False) else ""
+            raise ConfigError(f"Nemesis needs a learner with context vectors{hint}")
         n_ctx = ctx.shape[-2]
         if self.uses_pan:
-            self.n_pos, self.random_mode = parse_np(self.n_pos_value, n_ctx)
+            self.n_pos, self.random_mode = parse_np(self.n_pos_value, n_ctx,
+                                                    "N_CTX_VISION" if self.target == "vision" else "N_CTX")
             if not self.random_mode and (self.cw is None or isinstance(self.cw, bool)
                                          or not isinstance(self.cw, (int, float))):
                 raise ConfigError(f"Nemesis CW (PAN down-scaling factor) must be a number, got {self.cw!r}")
@@ -223,14 +261,51 @@ class Nemesis(Regulariser):
                 alpha[j] = self.pan_scale
         return alpha
 
+    @torch.no_grad()
+    def select_alpha_vision(self, model: nn.Module, images: torch.Tensor, text_features: torch.Tensor,
+                            labels: torch.Tensor) -> torch.Tensor:
+        """PAN weights ``[n]`` of the vision target: as :meth:`select_alpha`, the copies scaling position j of the
+        input-level visual prompt ``[n, Dv]`` by CW (deep visual prompts unchanged). The (NP+1)*B images go through
+        the image encoder in one call (per-image prompts ``[(NP+1)*B, n, Dv]``, copy-major); ``text_features`` (this
+        step's, ``[C, D]``) are reused for every copy."""
+        visual, deep = model.learner.visual_prompts()
+        visual = visual.detach()
+        deep = [p.detach() if p is not None else None for p in deep] if deep is not None else None
+        n_ctx = visual.shape[-2]
+        alpha = torch.zeros(n_ctx)
+        positions = random.sample(range(n_ctx), self.n_pos)
+        if self.random_mode:
+            alpha[positions] = self.pan_scale
+            return alpha
+        copies = len(positions) + 1
+        stack = visual.unsqueeze(0).repeat(copies, 1, 1).clone()  # [K+1, n, Dv]
+        for k, j in enumerate(positions, start=1):
+            stack[k, j].mul_(self.cw)  # corrupt visual prompt position j
+        b = images.shape[0]
+        prompts = PromptOutput(prompts=None, tokenized_prompts=None, deep_visual_prompts=deep,
+                               visual_prompts=stack.repeat_interleave(b, dim=0))  # [(K+1)*B, n, Dv]
+        feats = model.encode_image(images.repeat(copies, *([1] * (images.dim() - 1))), prompts)  # [(K+1)*B, D]
+        feats = feats.view(copies, b, feats.shape[-1])  # [K+1, B, D]
+        hits = []
+        for k in range(copies):
+            logits = model.head(feats[k], text_features)  # [B, C]
+            hits.append(int((logits.argmax(dim=-1) == labels).sum().item()))
+        for k, j in enumerate(positions, start=1):
+            if hits[k] > hits[0]:
+                alpha[j] = self.pan_scale
+        return alpha
+
     def forward(self, model: nn.Module, output: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        ctx = model.learner.context_vectors()
+        ctx = self.target_vectors(model)
         norms = position_norms(ctx, self.norm_type)  # [M] or [C, M]
         n_ctx = ctx.shape[-2]
         loss = norms.new_zeros(())
         if self.beta > 0:
             loss = loss + self.beta * weighted_norm(norms, torch.full((n_ctx,), self.a))
-        if self.uses_pan:
+        if self.uses_pan and self.target == "vision":
+            self.alpha = self.select_alpha_vision(model, batch["img"], output.text_features.detach(), batch["label"])
+            loss = loss + (1.0 - self.beta) * weighted_norm(norms, self.alpha)
+        elif self.uses_pan:
             self.alpha = self.select_alpha(model, output.image_features.detach(), batch["label"])
             loss = loss + (1.0 - self.beta) * weighted_norm(norms, self.alpha)
         else:
@@ -246,7 +321,7 @@ class Nemesis(Regulariser):
         return {"norm_loss": loss}
 
     def log_values(self) -> dict[str, float]:
-        """``nemesis_matrix_norm`` / ``nemesis_v{i}_norm`` (the NT norms of the step's context, before the
+        """``nemesis_matrix_norm`` / ``nemesis_v{i}_norm`` (the NT norms of the step's targeted vectors, before the
         update; the trainer logs the L2 ``matrix_norm`` / ``v{i}_norm`` after it), ``omega``, ``alpha_{i}``."""
         return dict(self._log)
 
