@@ -285,7 +285,7 @@ class Nemesis(Regulariser):
         prompts = PromptOutput(prompts=None, tokenized_prompts=None, deep_visual_prompts=deep,
                                visual_prompts=stack.repeat_interleave(b, dim=0))  # [(K+1)*B, n, Dv]
         feats = model.encode_image(images.repeat(copies, *([1] * (images.dim() - 1))), prompts)  # [(K+1)*B, D]
-        feats = feats.view(copies, b, feats.shape[-1])  # [K+1, B, D]
+        feats = feats.view(copies, b, *feats.shape[1:])  # [K+1, B, D] ([K+1, B, T, D]: local features, PLOT head)
         hits = []
         for k in range(copies):
             logits = model.head(feats[k], text_features)  # [B, C]
