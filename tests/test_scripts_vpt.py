@@ -65,7 +65,10 @@ def test_registered_trainer_list_of_eval_sh_is_the_registry():
     out = subprocess.run(["bash", "-c", f'REPO={ROOT}; source <(sed -n "/^registered_trainers()/,/^}}/p" '
                                         f'{ROOT}/scripts/coop/eval.sh); registered_trainers'],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(out) == sorted(TRAINER_REGISTRY) == sorted(protocols.registered_trainers())
+    ours = [n for n in TRAINER_REGISTRY.registered_names()  # not the test trainers other test files register
+            if TRAINER_REGISTRY.get(n).__module__.startswith("trainers.")]
+    assert sorted(out) == sorted(ours) == sorted(protocols.registered_trainers())
+    assert {"CoOp", "CoOpCRT", "IVLP", "VPT"} <= set(out)
 
 
 @pytest.fixture
