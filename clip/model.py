@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from torch import nn
 
@@ -213,6 +214,9 @@ class Transformer(nn.Module):
         self.resblocks = nn.ModuleList(
             [ResidualAttentionBlock(width, heads, causal, act, mlp_width, layer_scale) for _ in range(layers)]
         )
+        # activation checkpointing (recompute each block in backward instead of keeping its activations; the same
+        # operations run on the same inputs, so outputs and gradients are unchanged); PromptedCLIP sets it
+        self.grad_checkpointing = False
 
     def forward(
         self,
@@ -236,7 +240,10 @@ class Transformer(nn.Module):
                 prompt = deep_prompts[i - 1]
                 if prompt is not None:
                     x = _overwrite_slots(x, prompt, prompt_start)
-            x = block(x)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         return x
 
 

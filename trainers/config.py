@@ -61,6 +61,7 @@ REFERENCE_KEYS = {
     "N_CTX_VISION": "MODEL.PROMPT_LEARNER.N_CTX_VISION",
     "PROMPT_DEPTH_VISION": "MODEL.PROMPT_LEARNER.PROMPT_DEPTH_VISION",
     "TEXT_CHUNK": "MODEL.PROMPT_LEARNER.TEXT_CHUNK",
+    "TEXT_CHECKPOINT": "MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT",
     "TEMPLATE": "MODEL.PROMPT_LEARNER.TEMPLATE",
     "PREC": "TRAINER.PREC",
     "N": "MODEL.PROMPT_LEARNER.N_SETS",  # PLOT's number of prompt sets
@@ -100,6 +101,8 @@ def add_trainer_cfg(cfg) -> None:
     # images per text-encoder call for image-conditioned learners (0 = one batched call of B*C sequences;
     # 1 = the CoCoOp reference's per-image loop; same features either way)
     cfg.MODEL.PROMPT_LEARNER.TEXT_CHUNK = 0
+    # activation checkpointing of the text tower (exact; less memory for image-conditioned learners, more compute)
+    cfg.MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT = False
     cfg.TRAINER.PREC = "fp16"  # fp16 | fp32 | amp (CLIP's precision; on CPU fp16 runs as fp32)
     cfg.REGULARISERS = CN()
     cfg.REGULARISERS.NAMES = []  # e.g. ["Nemesis"]: added to the trainer's own regularisers
@@ -123,6 +126,7 @@ def add_trainer_cfg(cfg) -> None:
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
     cfg.TRAINER.COCOOP.TEXT_CHUNK = 0
+    cfg.TRAINER.COCOOP.TEXT_CHECKPOINT = False
     cfg.TRAINER.MAPLE = CN()
     cfg.TRAINER.MAPLE.N_CTX = 2
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"

@@ -47,14 +47,20 @@ class PromptedCLIP(nn.Module):
         text_chunk: for image-conditioned ``[B, C, L, Dt]`` prompts, images per text-encoder call (0 = one
             batched call of B*C sequences; 1 = one pass of C prompts per image, as the CoCoOp reference). The
             features are the same either way (each sequence is encoded independently).
+        text_checkpoint: activation checkpointing of the text tower while gradients are recorded (each block is
+            recomputed in the backward pass instead of keeping its activations: peak memory of image-conditioned
+            learners such as CoCoOp drops, logits and gradients are unchanged; ``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``).
     """
 
-    def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0) -> None:
+    def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0,
+                 text_checkpoint: bool = False) -> None:
         super().__init__()
         self.clip = clip_model
         self.learner = learner
         self.head = head
         self.text_chunk = int(text_chunk)
+        if hasattr(self.clip, "transformer"):
+            self.clip.transformer.grad_checkpointing = bool(text_checkpoint)
         self.clip.requires_grad_(False)
         self.clip.eval()
         self._cache: torch.Tensor | None = None
