@@ -13,14 +13,13 @@ import torch
 from tests.helpers.tiny_clip import tiny_clip
 from trainers.modules import PromptedCLIP, Similarity
 from trainers.modules.factory import freeze_except
-from trainers.modules.heads.plot import PLOT, TransportPlanError, similarities, sinkhorn, transport_logits
+from trainers.modules.heads.plot import PLOT, TransportPlanError, sinkhorn, transport_logits
 from trainers.modules.prompt_learners.coop import CoOpPromptLearner
 from trainers.modules.prompt_learners.plot import PLOTPromptLearner
 from trainers.modules.regularisers.nemesis import Nemesis, logistic_omega
 from trainers.prompt_trainer import PromptTrainer
 
 NAMES = ["forest", "river bank", "sea lake", "annual crop land"]
-TAU = None  # filled from the tiny CLIP
 
 
 def make(resnet=False, n_sets=3, n_ctx=4, csc=False, position="end", ctx_init="", seed=0, head=PLOT):

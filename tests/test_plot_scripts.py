@@ -107,3 +107,27 @@ def test_plot_scripts_usage_and_data(stub):
     r = sh("plot/train.sh", "eurosat", "rn50", "end", 16, 16, False, env=no_data)
     assert r.returncode == 2 and "DATA" in r.stderr
     assert not calls.exists()
+
+
+@pytest.mark.parametrize("script,args,extra", [
+    ("plot/train.sh", ["eurosat", "rn50_ep50", "front", "8", "1", "True"], {"DO_TEST": "1"}),
+    ("plot/train.sh", ["dtd", "rn50", "end", "16", "16", "False"], {"PLOT_N": "2", "EXTRA_OPTS": "OPTIM.MAX_EPOCH 3"}),
+    ("plot_nemesis/train.sh", ["dtd", "rn50", "end", "16", "2", "False", "1.0", "two", "2", "0.5", "0.0"], {}),
+    ("plot_nemesis/train.sh", ["dtd", "rn50", "end", "16", "2", "False", "1.0", "two", "2", "0.5", "1.0"],
+     {"DO_TEST": "1"}),
+])
+def test_launcher_form_equals_the_script(tmp_path, script, args, extra):
+    """``tools/sweep.py scripts/plot/train.sh ...`` issues exactly the script's train.py calls and folders."""
+    from sweeps import protocols
+    from tests.test_sweep_expand import _STUB, script_calls
+
+    py = tmp_path / "python"
+    py.write_text(_STUB)
+    py.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("SEEDS", "OUTPUT_ROOT", "EXTRA_OPTS", "DATA", "PLOT_N")}
+    env.update(PYTHON=str(py), CALLS=str(tmp_path / "calls"), OUTPUT_ROOT=str(tmp_path / "out"),
+               DATA=str(tmp_path / "data"), SEEDS="1 2", **extra)
+    want = script_calls(script, args, env)
+    runs = protocols.expand_script("scripts/" + script, args, env)
+    assert want and [r.command(env["PYTHON"])[1:] for r in runs] == want
+    assert [r.folders for r in runs] == [[argv[argv.index("--output-dir") + 1]] for argv in want]

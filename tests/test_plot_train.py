@@ -34,6 +34,11 @@ def run(env, trainer, out, *extra, opts=()):
     return train.cli(argv)
 
 
+def trained_ctx(run_dir):
+    path = os.path.join(run_dir, "prompt_learner", "model.pth.tar-2")
+    return torch.load(path, weights_only=True)["state_dict"]["ctx"]
+
+
 def results(out):
     with open(os.path.join(out, "results.json")) as f:
         return json.load(f)
@@ -81,7 +86,7 @@ def test_plot_trains_checkpoints_and_eval_reproduces(env, plot_run):
 
 
 def test_reference_plot_checkpoint_loads(env, plot_run, caplog):
-    ctx = torch.load(os.path.join(plot_run, "prompt_learner", "model.pth.tar-2"), weights_only=True)["state_dict"]["ctx"]
+    ctx = trained_ctx(plot_run)
     ref = env["base"] / "plot_reference"
     # the reference's buffers have N*C rows (set-major): [30, 1, Dt] and [30, L-1-M, Dt]
     reference_checkpoint(str(ref / "prompt_learner" / "model.pth.tar-2"), ctx, torch.randn(30, 1, 64),
@@ -137,7 +142,7 @@ def test_corruption_of_a_plot_checkpoint_by_config(env, plot_run):
     acc = results(plot_run)["accuracy"] / 100
     assert outs[("original", 0)]["accuracy"] == pytest.approx(acc)
     assert outs[("scale", 1)]["accuracy"] == pytest.approx(acc)  # x1.0 changes nothing
-    ctx = torch.load(os.path.join(plot_run, "prompt_learner", "model.pth.tar-2"), weights_only=True)["state_dict"]["ctx"]
+    ctx = trained_ctx(plot_run)
     scaled = ctx.clone()
     scaled[:, 2] *= 0.001  # position 2 of every set
     assert outs[("scale", 2)]["prompt_norm"].item() == pytest.approx(float(scaled.norm()), rel=1e-5)
@@ -177,7 +182,8 @@ EPOCHS = {"rn50": 200, "rn50_ep50": 50, "rn50_ep100": 100, "rn101": 200, "rn101_
 
 @pytest.mark.parametrize("trainer", ["PLOT", "PLOTNemesis"])
 def test_shipped_yamls(trainer):
-    files = {os.path.basename(f)[:-5]: f for f in glob.glob(os.path.join(ROOT, "configs", "trainers", trainer, "*.yaml"))}
+    pattern = os.path.join(ROOT, "configs", "trainers", trainer, "*.yaml")
+    files = {os.path.basename(f)[:-5]: f for f in glob.glob(pattern)}
     assert set(EPOCHS) <= set(files)
     for name, epochs in EPOCHS.items():
         args = train.parse_args(["--trainer", trainer, "--config-file", files[name], "--dataset-config-file",
