@@ -161,6 +161,7 @@ def main(args: argparse.Namespace) -> None:
 
     from dassl.config.setup import setup_cfg
 
+    _start_env_info(collect_env_info)  # overlaps the config and the checks (joined where it is logged)
     cfg = setup_cfg(args)
     preflight(cfg, args)  # everything checkable without data or CLIP, before anything is written
     check_run_folder(cfg, args)
@@ -252,10 +253,25 @@ def _write_completion(trainer, cfg, kind: str, args: argparse.Namespace | None =
 
 
 _ENV_INFO_CACHE: list[str] = []
+_ENV_INFO_THREAD: list = []
+
+
+def _start_env_info(collect) -> None:
+    """Start torch's environment report (a few probing subprocesses) in a background thread, so that it overlaps
+    the config and checks instead of blocking the run; :func:`_env_info` waits for it where it is logged."""
+    import threading
+
+    if _ENV_INFO_CACHE or _ENV_INFO_THREAD:
+        return
+    thread = threading.Thread(target=lambda: _ENV_INFO_CACHE.append(collect()), name="env-info", daemon=True)
+    _ENV_INFO_THREAD.append(thread)
+    thread.start()
 
 
 def _env_info(collect) -> str:
-    # torch's report runs subprocesses (~seconds); compute it once per process
+    # torch's report runs subprocesses; compute it once per process
+    if _ENV_INFO_THREAD:
+        _ENV_INFO_THREAD.pop().join()
     if not _ENV_INFO_CACHE:
         _ENV_INFO_CACHE.append(collect())
     return _ENV_INFO_CACHE[0]

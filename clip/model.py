@@ -8,6 +8,7 @@ State-dict keys are exactly those of the OpenAI checkpoints, so official weights
   sequence cut after the longest end-of-text position in the batch (exact under the causal mask).
 - ``encode_image(image, prompts=None, deep_prompts=None)``: visual prompts appended after the positional
   embedding, deep visual prompts replacing the last ``n`` tokens before each block (ViT only).
+- :meth:`CLIP.encode_image_tokens`: projected local features ``[B, T, D]`` (PLOT), token 0 = ``encode_image``.
 - :class:`TextEncoder`: the same text path as a stand-alone module for trainers.
 
 Attention is computed with :func:`torch.nn.functional.scaled_dot_product_attention` on batch-first tensors;
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from torch import nn
 
@@ -212,6 +214,9 @@ class Transformer(nn.Module):
         self.resblocks = nn.ModuleList(
             [ResidualAttentionBlock(width, heads, causal, act, mlp_width, layer_scale) for _ in range(layers)]
         )
+        # activation checkpointing (recompute each block in backward instead of keeping its activations; the same
+        # operations run on the same inputs, so outputs and gradients are unchanged); PromptedCLIP sets it
+        self.grad_checkpointing = False
 
     def forward(
         self,
@@ -235,7 +240,10 @@ class Transformer(nn.Module):
                 prompt = deep_prompts[i - 1]
                 if prompt is not None:
                     x = _overwrite_slots(x, prompt, prompt_start)
-            x = block(x)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         return x
 
 
@@ -296,8 +304,9 @@ class AttentionPool2d(nn.Module):
         self.c_proj = nn.Linear(embed_dim, output_dim or embed_dim)
         self.num_heads = num_heads
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] -> [B, output_dim]."""
+    def _tokens_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[B, C, H, W] -> (tokens [B, HW+1, C] = [mean, positions] + positional embedding, keys, values
+        [B, heads, HW+1, C/heads])."""
         tokens = x.flatten(2).transpose(1, 2)  # [B, HW, C]
         tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
         if tokens.shape[1] != self.positional_embedding.shape[0]:
@@ -306,11 +315,31 @@ class AttentionPool2d(nn.Module):
                 f"(input {32 * math.isqrt(self.positional_embedding.shape[0] - 1)} px), got {tuple(x.shape[-2:])}"
             )
         tokens = tokens + self.positional_embedding.to(tokens.dtype)
-        q = _split_heads(self.q_proj(tokens[:, :1]), self.num_heads)
         k = _split_heads(self.k_proj(tokens), self.num_heads)
         v = _split_heads(self.v_proj(tokens), self.num_heads)
+        return tokens, k, v
+
+    def _pooled(self, tokens: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The pooled output [B, output_dim]: the mean token's query over every token."""
+        q = _split_heads(self.q_proj(tokens[:, :1]), self.num_heads)
         out = _merge_heads(F.scaled_dot_product_attention(q, k, v))
         return self.c_proj(out[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, output_dim]."""
+        return self._pooled(*self._tokens_kv(x))
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Every token of the pool, projected: [B, C, H, W] -> [B, HW+1, output_dim] (PLOT's local features).
+
+        Queries come from all HW+1 tokens (as an attention layer whose output keeps every token); token 0 is
+        computed by exactly the ops of :meth:`forward`, so it equals the pooled output bit for bit.
+        """
+        tokens, k, v = self._tokens_kv(x)
+        pooled = self._pooled(tokens, k, v)  # [B, D]
+        q = _split_heads(self.q_proj(tokens[:, 1:]), self.num_heads)  # the HW position tokens' queries
+        out = self.c_proj(_merge_heads(F.scaled_dot_product_attention(q, k, v)))  # [B, HW, D]
+        return torch.cat([pooled.unsqueeze(1), out], dim=1)
 
 
 class ModifiedResNet(nn.Module):
@@ -354,11 +383,18 @@ class ModifiedResNet(nn.Module):
         x = self.relu3(self.bn3(self.conv3(x)))
         return self.avgpool(x)
 
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, R, R] -> the last stage's feature map [B, 32*width, R/32, R/32]."""
+        x = self.stem(x.to(self.conv1.weight.dtype))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, R, R] -> [B, output_dim]."""
-        x = self.stem(x.to(self.conv1.weight.dtype))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.attnpool(x)
+        return self.attnpool(self.trunk(x))
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, R, R] -> [B, (R/32)^2 + 1, output_dim]: the attention pool's full token set (token 0 = forward)."""
+        return self.attnpool.forward_tokens(self.trunk(x))
 
 
 class VisionTransformer(nn.Module):
@@ -406,6 +442,30 @@ class VisionTransformer(nn.Module):
         Returns:
             [B, output_dim].
         """
+        x = self.trunk(x, prompts, deep_prompts)
+        x = self.ln_post(x[:, 0])
+        return x @ self.proj
+
+    def forward_tokens(
+        self,
+        x: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """The class token and every patch token, through ``ln_post`` and ``proj``: [B, 1 + g*g, output_dim]
+        (PLOT's local features; visual prompt tokens are left out). Token 0 equals :meth:`forward` bit for bit."""
+        x = self.trunk(x, prompts, deep_prompts)
+        pooled = self.ln_post(x[:, 0]) @ self.proj  # [B, D], the ops of forward
+        patches = self.ln_post(x[:, 1 : self.positional_embedding.shape[0]]) @ self.proj  # [B, g*g, D]
+        return torch.cat([pooled.unsqueeze(1), patches], dim=1)
+
+    def trunk(
+        self,
+        x: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """Embedding, ``ln_pre`` and the transformer: [B, 3, R, R] -> [B, 1 + g*g (+ n prompts), width]."""
         x = self.conv1(x.to(self.conv1.weight.dtype))  # [B, w, g, g]
         x = x.flatten(2).transpose(1, 2)  # [B, g*g, w]
         if x.shape[1] + 1 != self.positional_embedding.shape[0]:
@@ -431,9 +491,7 @@ class VisionTransformer(nn.Module):
                 if p is not None and p.shape[-2] != n:
                     raise ValueError(f"deep visual prompts must have {n} tokens like `prompts`, got {tuple(p.shape)}")
         x = self.ln_pre(x)
-        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=None)
-        x = self.ln_post(x[:, 0])
-        return x @ self.proj
+        return self.transformer(x, deep_prompts=deep_prompts, prompt_start=None)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -626,6 +684,26 @@ class CLIP(_PromptTextMixin, nn.Module):
                 )
             return self.visual(image)
         return self.visual(image, prompts=prompts, deep_prompts=deep_prompts)
+
+    def encode_image_tokens(
+        self,
+        image: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        deep_prompts: DeepPrompts | None = None,
+    ) -> torch.Tensor:
+        """Projected local image features [B, T, D] (PLOT): token 0 is :meth:`encode_image`'s output exactly.
+
+        ModifiedResNet: the attention pool's full token set, T = HW + 1 (queries from all tokens). ViT: ``ln_post``
+        and ``proj`` applied to the class token and every patch token, T = 1 + g*g (visual prompts as in
+        :meth:`encode_image`, their tokens left out)."""
+        image = image.to(self.dtype)
+        if isinstance(self.visual, ModifiedResNet):
+            if prompts is not None or deep_prompts is not None:
+                raise ValueError(
+                    "visual prompts need a ViT image tower; this CLIP has a ResNet (ModifiedResNet) image encoder"
+                )
+            return self.visual.forward_tokens(image)
+        return self.visual.forward_tokens(image, prompts=prompts, deep_prompts=deep_prompts)
 
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
         """Text features [N, D] of token ids [N, L]."""

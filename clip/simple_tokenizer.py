@@ -11,7 +11,6 @@ import html
 import importlib.util
 import os
 
-import ftfy
 import regex as re
 
 __all__ = ["SimpleTokenizer", "bytes_to_unicode", "default_bpe"]
@@ -64,10 +63,44 @@ def _symbol_pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
     return set(zip(word[:-1], word[1:]))
 
 
+def _is_ftfy_fixed_point(text: str) -> bool:
+    """True for printable ASCII without ``&``: every ftfy fixer (mojibake, C1 controls, ligatures, widths, curly
+    quotes, line breaks, surrogates, terminal escapes, control characters, NFC, HTML entities) leaves such text
+    unchanged, so ``ftfy.fix_text`` (whose import costs ~0.3 s of every process) is skipped for it
+    (``tests/test_clip_tokenizer.py`` checks the claim on class names and random strings)."""
+    return text.isascii() and text.isprintable() and "&" not in text
+
+
+def _fix_text(text: str) -> str:
+    if _is_ftfy_fixed_point(text):
+        return text
+    import ftfy
+
+    return ftfy.fix_text(text)
+
+
 def _clean(text: str) -> str:
     """ftfy fix, HTML-unescape twice, collapse whitespace, strip, lower-case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    text = html.unescape(html.unescape(_fix_text(text))).strip()
     return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _read_lines(path: str, n: int) -> list[str]:
+    """The first ``n`` lines of a gzip text file (UTF-8), decompressing only as far as needed (the merges used are
+    the first fifth of the file)."""
+    chunks: list[bytes] = []
+    newlines = 0
+    with gzip.open(path, "rb") as fh:
+        while newlines < n:
+            chunk = fh.read(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+        data = b"".join(chunks)
+        if fh.read(1):  # stopped early: keep whole lines only (a chunk may end inside a UTF-8 sequence)
+            data = data[: data.rfind(b"\n") + 1]
+    return data.decode("utf-8").split("\n")[:n]
 
 
 class SimpleTokenizer:
@@ -76,8 +109,7 @@ class SimpleTokenizer:
     def __init__(self, bpe_path: str | None = None) -> None:
         self.byte_encoder = bytes_to_unicode()
         self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
-        with gzip.open(bpe_path or default_bpe(), "rt", encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
+        lines = _read_lines(bpe_path or default_bpe(), _NUM_MERGES + 1)
         merges = [tuple(line.split()) for line in lines[1 : _NUM_MERGES + 1]]
         base = list(self.byte_encoder.values())
         vocab = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + [SOT_TEXT, EOT_TEXT]

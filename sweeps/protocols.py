@@ -484,6 +484,14 @@ def family_maple_nemesis(env: Env) -> Family:
     return Family("MaPLeNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_2ctx"), cfg_dir="MaPLe")
 
 
+def family_ivlp_nemesis(env: Env) -> Family:
+    return Family("IVLPNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_2+2ctx"), cfg_dir="IVLP")
+
+
+def family_vpt_nemesis(env: Env) -> Family:
+    return Family("VPTNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_4"), cfg_dir="VPT")
+
+
 DEPT_CFG = {"CoOp": "vit_b16_ep10_bs4_lr35", "CoCoOp": "vit_b16_c4_ep10_batch1_ctxv1",
             "KgCoOp": "vit_b16_ep10_ctxv1_bs4_lr35", "MaPLe": "vit_b16_c2_ep10_batch4_2ctx"}
 
@@ -594,6 +602,48 @@ def _dept_script(proto: str) -> Callable[[list[str], Env], list[Run]]:
     return script
 
 
+# ------------------------------------------------------------------------------------------------ PLOT
+def plot_train(args: list[str], env: Env) -> list[Run]:
+    """scripts/plot/train.sh DATASET CFG CTP NCTX SHOTS CSC (N prompt sets: PLOT_N, default 4)"""
+    _usage(args, 6, 6, "scripts/plot/train.sh DATASET CFG CTP NCTX SHOTS CSC")
+    dataset, cfg, ctp, nctx, shots, csc = args
+    data, out, n = _data(env, "scripts/plot/train.sh"), _output_root(env), _e(env, "PLOT_N", "4")
+    k = "TRAINER.PLOT"
+    runs = []
+    for seed in _words(env, "SEEDS", "1 2 3"):
+        d = f"{out}/{dataset}/PLOT/{cfg}_{shots}shots/N{n}_nctx{nctx}_csc{csc}_ctp{ctp}/seed{seed}"
+        a = ["--root", data, "--seed", seed, "--trainer", "PLOT", "--dataset-config-file", _ds_cfg(dataset),
+             "--config-file", _repo("configs", "trainers", "PLOT", f"{cfg}.yaml"), "--output-dir", d]
+        if _e(env, "DO_TEST"):
+            a.append("--do-test")
+        a += [f"{k}.N", n, f"{k}.N_CTX", nctx, f"{k}.CSC", csc, f"{k}.CLASS_TOKEN_POSITION", ctp,
+              "DATASET.NUM_SHOTS", shots, *_words(env, "EXTRA_OPTS")]
+        runs.append(Run("train.py", a, [d], "train", label=f"PLOT {dataset} {shots}shots seed{seed}"))
+    return runs
+
+
+def plot_nemesis_train(args: list[str], env: Env) -> list[Run]:
+    """scripts/plot_nemesis/train.sh DATASET CFG CTP NCTX SHOTS CSC ALPHA NT NP CW BETA"""
+    _usage(args, 11, 11, "scripts/plot_nemesis/train.sh DATASET CFG CTP NCTX SHOTS CSC ALPHA NT NP CW BETA")
+    dataset, cfg, ctp, nctx, shots, csc, alpha, nt, np_, cw, beta = args
+    data, out, n = _data(env, "scripts/plot_nemesis/train.sh"), _output_root(env), _e(env, "PLOT_N", "4")
+    name = f"N{n}_" + nemesis_name(alpha, nt, np_, cw, beta, nctx, csc, ctp)
+    k = "TRAINER.PLOTNemesis"
+    runs = []
+    for seed in _words(env, "SEEDS", "1 2 3"):
+        d = f"{out}/{dataset}/PLOTNemesis/Beta-{beta}/{cfg}_{shots}shots/{name}/seed{seed}"
+        a = ["--root", data, "--seed", seed, "--trainer", "PLOTNemesis", "--dataset-config-file", _ds_cfg(dataset),
+             "--config-file", _repo("configs", "trainers", "PLOTNemesis", f"{cfg}.yaml"), "--output-dir", d]
+        if _e(env, "DO_TEST"):
+            a.append("--do-test")
+        a += [f"{k}.N", n, f"{k}.N_CTX", nctx, f"{k}.CSC", csc, f"{k}.CLASS_TOKEN_POSITION", ctp, f"{k}.A", alpha,
+              f"{k}.NT", nt, f"{k}.NP", np_, f"{k}.CW", cw, f"{k}.BETA", beta, "DATASET.NUM_SHOTS", shots,
+              *_words(env, "EXTRA_OPTS")]
+        label = f"PLOTNemesis(beta {beta}) {dataset} {shots}shots seed{seed}"
+        runs.append(Run("train.py", a, [d], "train", label=label))
+    return runs
+
+
 SCRIPTS: dict[str, Callable[[list[str], Env], list[Run]]] = {
     "coop/main.sh": coop_main,
     "coop/train.sh": coop_train,
@@ -605,6 +655,8 @@ SCRIPTS: dict[str, Callable[[list[str], Env], list[Run]]] = {
     "coop_nemesis/dg.sh": nemesis_dg,
     "coop_crt/eval.sh": crt_eval,
     "coop_crt/eval_loop.sh": crt_eval_loop,
+    "plot/train.sh": plot_train,
+    "plot_nemesis/train.sh": plot_nemesis_train,
 }
 for _name, _fam in (("cocoop", family_cocoop), ("kgcoop", family_kgcoop), ("maple", family_maple),
                     ("ivlp", family_ivlp), ("vpt", family_vpt)):
@@ -615,7 +667,8 @@ for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_te
                       ("xd_test", "xd_test")):
     SCRIPTS[f"dept/{_file}.sh"] = _dept_script(_proto)
 for _name, _fam in (("cocoop_nemesis", family_cocoop_nemesis), ("kgcoop_nemesis", family_kgcoop_nemesis),
-                    ("maple_nemesis", family_maple_nemesis)):
+                    ("maple_nemesis", family_maple_nemesis), ("ivlp_nemesis", family_ivlp_nemesis),
+                    ("vpt_nemesis", family_vpt_nemesis)):
     for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_test")):
         SCRIPTS[f"{_name}/{_file}.sh"] = _nemesis_host_script(_fam, _proto, _name)
 

@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _text_features_per_context(model, contexts: list, max_prompts: int) -> list:
-    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's context).
+    """Text features ``[C, D]`` for each context of ``contexts`` (each shaped like the learner's context; a PLOT
+    learner and head: ``[N*C, D]``).
 
     The contexts are stacked and encoded in as few text-tower calls as ``max_prompts`` (prompts per call)
     allows, through ``learner.with_context([K, ...]) -> K*C prompts``. The first batched result is checked
@@ -125,7 +126,7 @@ def _text_features_per_context(model, contexts: list, max_prompts: int) -> list:
         with model.context_override(ctx):
             return model.text_features()[0]
 
-    n_cls = int(learner.n_cls)
+    n_cls = int(learner.n_cls) * int(getattr(learner, "n_sets", 1))  # prompts per context (PLOT: N sets x C)
     step = max(1, max_prompts // max(1, n_cls))
     out: list = []
     for i in range(0, len(contexts), step):
@@ -134,7 +135,7 @@ def _text_features_per_context(model, contexts: list, max_prompts: int) -> list:
             feats = model.encode_text(learner.with_context(stack))  # [K*C, D], context-major
         except NotImplementedError:
             return [single(c) for c in contexts]
-        out += list(feats.view(stack.shape[0], n_cls, -1))
+        out += list(feats.view(stack.shape[0], -1, feats.shape[-1]))  # [C, D] (PLOT head: [N*C, D]) per context
         if i == 0 and not torch.equal(out[0], single(contexts[0])):
             logger.info("batched text encoding differs from the single-context path here: encoding one by one")
             return [single(c) for c in contexts]

@@ -3,7 +3,7 @@ component in the learner/head/regulariser registries."""
 from clip.config import normalize_pretrained
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 
-from . import cocoop, coop, coop_crt, coop_nemesis, dept, ivlp, kgcoop, maple, vpt, zsclip  # noqa: F401  (registration)
+from . import cocoop, coop, coop_crt, coop_nemesis, dept, ivlp, kgcoop, maple, plot, vpt, zsclip  # noqa: F401  (registration)
 from .cocoop import CoCoOp, CoCoOpNemesis
 from .config import add_trainer_cfg, resolve_cfg
 from .coop import CoOp
@@ -13,6 +13,7 @@ from .dept import ExtrasLinearProbeCoCoOp, ExtrasLinearProbeCoOp, ExtrasLinearPr
 from .ivlp import IVLP, IVLPNemesis
 from .kgcoop import KgCoOp, KgCoOpNemesis
 from .maple import MaPLe, MaPLeNemesis
+from .plot import PLOT, PLOTNemesis
 from .modules import HEAD_REGISTRY, PROMPT_LEARNER_REGISTRY, REGULARISER_REGISTRY
 from .modules.factory import build_prompted_clip
 from .prompt_trainer import PromptTrainer
@@ -39,5 +40,5 @@ __all__ = [
     "HEAD_REGISTRY", "REGULARISER_REGISTRY", "PromptTrainer", "CoOp", "CoOpNemesis", "CoOpCRT",
     "ZeroshotCLIP", "ZeroshotCLIP2", "CoCoOp", "CoCoOpNemesis", "KgCoOp", "KgCoOpNemesis", "MaPLe", "MaPLeNemesis",
     "ExtrasLinearProbeCoOp", "ExtrasLinearProbeCoCoOp", "ExtrasLinearProbeKgCoOp", "ExtrasLinearProbeMaPLe",
-    "IVLP", "IVLPNemesis", "VPT", "VPTNemesis",
+    "IVLP", "IVLPNemesis", "VPT", "VPTNemesis", "PLOT", "PLOTNemesis",
 ]

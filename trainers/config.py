@@ -10,7 +10,8 @@ dataclass and added by :func:`trainers.modules.registry.add_component_cfg`; None
 
 Reference spellings (the forks' YAMLs and command lines run unchanged): the trainer nodes ``TRAINER.COOP``,
 ``TRAINER.CoOp``, ``TRAINER.CoOpNemesis``, ``TRAINER.CoOpCRT``, ``TRAINER.COCOOP``, ``TRAINER.MAPLE``,
-``TRAINER.IVLP``, ``TRAINER.VPT``, ``TRAINER.ZSCLIP`` (read by the trainers that list them in ``REFERENCE_NODES``), and for every trainer DePT's
+``TRAINER.IVLP``, ``TRAINER.VPT``, ``TRAINER.ZSCLIP``, ``TRAINER.PLOT``, ``TRAINER.PLOTNemesis`` (``N`` =
+``MODEL.PROMPT_LEARNER.N_SETS``) (read by the trainers that list them in ``REFERENCE_NODES``), and for every trainer DePT's
 ``TRAINER.LINEAR_PROBE.*`` / ``TRAINER.FILM.LINEAR_PROBE`` / ``OPTIM.LR_EXP`` and KgCoOp's ``TRAINER.COOP.W``.
 
 :func:`resolve_cfg` runs once right after merging and fills each canonical key: a value the user wrote (in any
@@ -60,8 +61,10 @@ REFERENCE_KEYS = {
     "N_CTX_VISION": "MODEL.PROMPT_LEARNER.N_CTX_VISION",
     "PROMPT_DEPTH_VISION": "MODEL.PROMPT_LEARNER.PROMPT_DEPTH_VISION",
     "TEXT_CHUNK": "MODEL.PROMPT_LEARNER.TEXT_CHUNK",
+    "TEXT_CHECKPOINT": "MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT",
     "TEMPLATE": "MODEL.PROMPT_LEARNER.TEMPLATE",
     "PREC": "TRAINER.PREC",
+    "N": "MODEL.PROMPT_LEARNER.N_SETS",  # PLOT's number of prompt sets
     "A": "REGULARISER.NEMESIS.A",
     "NT": "REGULARISER.NEMESIS.NT",
     "NP": "REGULARISER.NEMESIS.NP",
@@ -98,6 +101,8 @@ def add_trainer_cfg(cfg) -> None:
     # images per text-encoder call for image-conditioned learners (0 = one batched call of B*C sequences;
     # 1 = the CoCoOp reference's per-image loop; same features either way)
     cfg.MODEL.PROMPT_LEARNER.TEXT_CHUNK = 0
+    # activation checkpointing of the text tower (exact; less memory for image-conditioned learners, more compute)
+    cfg.MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT = False
     cfg.TRAINER.PREC = "fp16"  # fp16 | fp32 | amp (CLIP's precision; on CPU fp16 runs as fp32)
     cfg.REGULARISERS = CN()
     cfg.REGULARISERS.NAMES = []  # e.g. ["Nemesis"]: added to the trainer's own regularisers
@@ -113,11 +118,15 @@ def add_trainer_cfg(cfg) -> None:
     # A, NT, NP, CW, BETA: REGULARISER.NEMESIS.*; None defaults accept any type (e.g. NP random4)
     cfg.TRAINER.CoOpNemesis = _prompt_node(A=None, NT="two", NP=None, CW=None, BETA=None)
     cfg.TRAINER.CoOpCRT = _prompt_node()
+    # PLOT (N prompt sets, optimal transport) and PLOT + Nemesis: the Nemesis fork's nodes
+    cfg.TRAINER.PLOT = _prompt_node(N=4)
+    cfg.TRAINER.PLOTNemesis = _prompt_node(N=4, A=None, NT="two", NP=None, CW=None, BETA=None)
     cfg.TRAINER.COCOOP = CN()
     cfg.TRAINER.COCOOP.N_CTX = 16
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
     cfg.TRAINER.COCOOP.TEXT_CHUNK = 0
+    cfg.TRAINER.COCOOP.TEXT_CHECKPOINT = False
     cfg.TRAINER.MAPLE = CN()
     cfg.TRAINER.MAPLE.N_CTX = 2
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"

@@ -17,6 +17,12 @@ Layouts:
     ignored: ``bias_vectors`` [1, 512] and the meta-net ``meta_net.linear1.{weight,bias}`` [512, 512] / [512]
     (never used in its forward pass; we do not build them). Recognised by ``bias_vectors``.
 
+``PLOT`` (the ShyFoo/Nemesis fork's PLOT and PLOTNemesis)
+    ``<run>/prompt_learner/model.pth.tar-N`` with ``ctx`` ``(N, M, Dt)`` (generic) or ``(C, N, M, Dt)`` (CSC),
+    which is our PLOT learner's ``ctx`` as it is (same axis order), and the buffers ``token_prefix`` /
+    ``token_suffix`` of ``N*C`` rows (set-major), ignored. Recognised by a 4-D ``ctx`` or a 3-D one whose buffers
+    have more rows than ``ctx`` has sets; the shapes are then checked by the strict load (N, M, CSC).
+
 ``wrapper`` (MaPLe, and DePT on every base method: ``ExtrasLinearProbe{CoOp,CoCoOp,KgCoOp,MaPLe}``)
     The reference registers its whole model in ONE folder, ``<run>/MultiModalPromptLearner/`` (MaPLe bases)
     or ``<run>/PromptLearner/`` (CoOp, CoCoOp, KgCoOp bases), with prefixed keys:
@@ -87,6 +93,8 @@ DEPT_HEAD_KEYS = {
 }
 #: frozen-CLIP prefixes of a wrapper: reference prefix -> backbone (``clip.model.CLIP``) prefix
 FROZEN_PREFIXES = {"image_encoder.": "visual.", "text_encoder.": ""}
+#: PLOT reference learner keys -> ours (explicit; the class buffers are ignored as for every layout)
+PLOT_LEARNER_KEYS = {"ctx": "ctx"}
 #: folder of our learner and head models (the trainer's registered names)
 HEAD_NAME = "head"
 
@@ -162,7 +170,19 @@ def map_learner_state(state: dict[str, Any], own_keys: set[str]) -> tuple[dict[s
     if "bias_vectors" in state and "bias_vectors" not in own_keys:
         layout = "KgCoOp"
         ignored += [k for k in KGCOOP_DEAD_LEARNER_KEYS if k in state and k not in own_keys]
+    elif _is_plot_state(state):
+        layout = "PLOT"
+        mapped = {PLOT_LEARNER_KEYS.get(k, k): v for k, v in state.items() if k not in ignored}
+        return mapped, ignored, layout
     return {k: v for k, v in state.items() if k not in ignored}, ignored, layout
+
+
+def _is_plot_state(state: dict[str, Any]) -> bool:
+    """A PLOT reference learner: ``ctx`` (N, M, Dt) with ``N*C``-row buffers, or (C, N, M, Dt)."""
+    ctx, prefix = state.get("ctx"), state.get("token_prefix")
+    if not torch.is_tensor(ctx) or not torch.is_tensor(prefix):
+        return False
+    return ctx.dim() == 4 or (ctx.dim() == 3 and prefix.shape[0] != ctx.shape[0])
 
 
 def _reference_head_extra_state(trainer, n_rows: int) -> dict[str, Any]:

@@ -92,6 +92,9 @@ _C.DATALOADER.NUM_WORKERS = 4
 _C.DATALOADER.K_TRANSFORMS = 1
 # img0 denotes image tensor without augmentation; useful for consistency learning
 _C.DATALOADER.RETURN_IMG0 = False
+# In-memory cache of decoded training images, in MiB (0 = off): the training split is decoded once, later epochs
+# skip JPEG decoding; batches are pixel-identical (dassl.data.image_cache)
+_C.DATALOADER.IMAGE_CACHE_MB = 0
 # Setting for the train_x data-loader
 _C.DATALOADER.TRAIN_X = CN()
 _C.DATALOADER.TRAIN_X.SAMPLER = "RandomSampler"

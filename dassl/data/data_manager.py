@@ -7,7 +7,6 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import RandomSampler, SequentialSampler
-from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
 from dassl.utils.errors import BadImageError, ConfigError, DataNotFoundError
 from dassl.utils.tools import read_image
@@ -16,6 +15,7 @@ from .image_check import bad_image_message, check_split_images
 
 from .datasets import build_dataset
 from .transforms import INTERPOLATION_MODES, build_transform
+from .transforms.pil_ops import Compose, Normalize, Resize, ToTensor
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +224,12 @@ class DatasetWrapper(TorchDataset):
         if "normalize" in cfg.INPUT.TRANSFORMS:
             to_tensor.append(Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD))
         self.to_tensor = Compose(to_tensor)
+        # DATALOADER.IMAGE_CACHE_MB: decoded training images kept in memory (dassl.data.image_cache; exact pixels)
+        self._cache, self._cached_transform = None, transform
+        if is_train:
+            from .image_cache import build_image_cache
+
+            self._cache, self._cached_transform = build_image_cache(cfg, data_source, transform, read_image)
 
     def __len__(self) -> int:
         return len(self.data_source)
@@ -231,24 +237,29 @@ class DatasetWrapper(TorchDataset):
     def __getitem__(self, idx: int) -> dict:
         item = self.data_source[idx]
         output = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
-        try:
-            img0 = read_image(item.impath)
-        except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt pixel data, vanished file
-            split = getattr(self, "split_name", None) or ("train" if self.is_train else "test")
-            reason = f"{type(e).__name__}: {e}"
-            if self.cfg.DATASET.get("SKIP_BAD_IMAGES", False):
-                logger.warning(f"WARNING: skipped unreadable image ({split}): {item.impath} ({reason})")
-                return None
-            raise BadImageError(bad_image_message(item.impath, split, reason)) from None
+        transform = self.transform
+        img0 = self._cache.get(item.impath) if self._cache is not None else None
+        if img0 is not None:
+            transform = self._cached_transform  # the steps after the cached (deterministic) prefix
+        else:
+            try:
+                img0 = read_image(item.impath)
+            except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt pixel data, vanished file
+                split = getattr(self, "split_name", None) or ("train" if self.is_train else "test")
+                reason = f"{type(e).__name__}: {e}"
+                if self.cfg.DATASET.get("SKIP_BAD_IMAGES", False):
+                    logger.warning(f"WARNING: skipped unreadable image ({split}): {item.impath} ({reason})")
+                    return None
+                raise BadImageError(bad_image_message(item.impath, split, reason)) from None
 
-        if self.transform is not None:
-            if isinstance(self.transform, (list, tuple)):
-                for i, tfm in enumerate(self.transform):
+        if transform is not None:
+            if isinstance(transform, (list, tuple)):
+                for i, tfm in enumerate(transform):
                     img = self._transform_image(tfm, img0)
                     keyname = "img" if i == 0 else f"img{i + 1}"
                     output[keyname] = img
             else:
-                output["img"] = self._transform_image(self.transform, img0)
+                output["img"] = self._transform_image(transform, img0)
         else:
             output["img"] = img0
 

@@ -391,7 +391,8 @@ def _resolve_eval_file(fdir: str, epoch: int | None) -> str:
 def check_checkpoint_file(path: str, expect_ctx: tuple | None = None, what: str = "checkpoint",
                           way_out: str = "retrain, or point --model-dir at another run") -> dict:
     """Read ``path`` safely and check it: a dict with a ``state_dict`` of finite tensors and, when
-    ``expect_ctx`` is given (``(ndim, n_ctx, width)`` with None for unknown parts), a matching ``ctx``.
+    ``expect_ctx`` is given (``(ndim, n_ctx, width[, lead axes])`` with None for unknown parts; lead axes are
+    ``(name, size or None)`` pairs from a learner's ``context_lead_axes`` hook), a matching ``ctx``.
 
     Returns:
         The loaded checkpoint.
@@ -432,12 +433,15 @@ def check_checkpoint_file(path: str, expect_ctx: tuple | None = None, what: str 
             )
     ctx = ckpt["state_dict"].get("ctx")
     if expect_ctx is not None and torch.is_tensor(ctx):
-        ndims, n_ctx, width = expect_ctx
+        ndims, n_ctx, width = expect_ctx[:3]
+        # leading axes (name, size or None): CoOp CSC [("C", None)]; a learner's context_lead_axes hook (PLOT)
+        lead = expect_ctx[3] if len(expect_ctx) > 3 else ([("C", None)] if ndims == 3 else [])
         shape = tuple(ctx.shape)
         bad = (ndims is not None and len(shape) != ndims) or (n_ctx is not None and shape[-2] != n_ctx) or (
             width is not None and shape[-1] != width)
+        bad = bad or any(size is not None and shape[i] != size for i, (_, size) in enumerate(lead))
         if bad:
-            want = ["C"] if ndims == 3 else []
+            want = [f"{name}={size}" if size is not None else name for name, size in lead]
             want += [str(n_ctx) if n_ctx is not None else "N_CTX", str(width) if width is not None else "width"]
             raise ConfigError(
                 f'{what} "{path}": ctx has shape {shape} but this config expects ({", ".join(want)}) '
@@ -452,6 +456,10 @@ def _expected_ctx(cfg, geo: dict) -> tuple | None:
     n_ctx = context_length_of(settings, cfg)
     if n_ctx is None:
         return None
+    hook = getattr(_learner_class(cfg), "context_lead_axes", None)  # e.g. PLOT: [("C", None)?, ("N", 4)]
+    if callable(hook):
+        lead = list(hook(cfg.MODEL.PROMPT_LEARNER, settings))
+        return (len(lead) + 2, n_ctx, geo.get("text_width"), lead)
     return (3 if settings.get("CSC") else 2, n_ctx, geo.get("text_width"))
 
 

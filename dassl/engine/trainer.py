@@ -59,25 +59,37 @@ from dassl.utils.tools import atomic_open, atomic_write_text
 from dassl.utils.logger import log_position, supersede_log_after
 from dassl.utils.torchtools import get_rng_state, read_pointer, set_rng_state
 
-try:
-    from torch.utils.tensorboard import SummaryWriter
-except ImportError:  # pragma: no cover - tensorboard is in requirements; keep the engine usable without it
+class _NoOpSummaryWriter:
+    """No-op stand-in used when the ``tensorboard`` package is missing."""
 
-    class SummaryWriter:  # type: ignore[no-redef]
-        """No-op stand-in used when the ``tensorboard`` package is missing."""
+    def __init__(self, log_dir: str | None = None, **kwargs: Any) -> None:
+        if log_dir:
+            os.makedirs(log_dir, exist_ok=True)
 
-        def __init__(self, log_dir: str | None = None, **kwargs: Any) -> None:
-            if log_dir:
-                os.makedirs(log_dir, exist_ok=True)
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
-        def add_scalar(self, *args: Any, **kwargs: Any) -> None:
-            pass
+    def flush(self) -> None:
+        pass
 
-        def flush(self) -> None:
-            pass
+    def close(self) -> None:
+        pass
 
-        def close(self) -> None:
-            pass
+
+def _summary_writer_class():
+    """``torch.utils.tensorboard.SummaryWriter``, imported when a training run opens its writer (about 0.5 s,
+    which evaluation-only processes never pay); the no-op stand-in when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - tensorboard is in requirements; keep the engine usable without it
+        return _NoOpSummaryWriter
+    return SummaryWriter
+
+
+def __getattr__(name: str):
+    if name == "SummaryWriter":  # the upstream module-level name, resolved on first access
+        return _summary_writer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 logger = logging.getLogger(__name__)
@@ -447,10 +459,11 @@ class TrainerBase:
     def init_writer(self, log_dir: str, purge_step: int | None = None) -> None:
         if self.__dict__.get("_writer") is None:
             logger.info(f"Initialize tensorboard (log_dir={log_dir})")
+            writer_cls = _summary_writer_class()
             if purge_step is None:
-                self._writer = SummaryWriter(log_dir=log_dir)
+                self._writer = writer_cls(log_dir=log_dir)
             else:
-                self._writer = SummaryWriter(log_dir=log_dir, purge_step=purge_step)
+                self._writer = writer_cls(log_dir=log_dir, purge_step=purge_step)
 
     def close_writer(self) -> None:
         if self._writer is not None:

@@ -103,16 +103,35 @@ def transform_pipelines(cfg) -> tuple[str, str]:
         tlog.disabled = old
 
 
+def _torchvision_version() -> str | None:
+    """The imported torchvision's ``__version__``, else the installed one's (without importing it: ~3 s)."""
+    module = sys.modules.get("torchvision")
+    if module is not None and getattr(module, "__version__", None):
+        return str(module.__version__)
+    try:  # the package's version.py, read as text (find_spec of a top-level package imports nothing)
+        import importlib.util
+        import re
+
+        spec = importlib.util.find_spec("torchvision")
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            with open(osp.join(folder, "version.py"), encoding="utf-8") as f:
+                match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", f.read(), re.M)
+            if match:
+                return match.group(1)
+        import importlib.metadata
+
+        return importlib.metadata.version("torchvision")
+    except Exception:
+        return None
+
+
 def versions() -> list[str]:
     import torch
 
     lines = [f"Python {platform.python_version()} ({sys.executable})", f"torch {torch.__version__}"]
-    try:
-        import torchvision
-
-        lines.append(f"torchvision {torchvision.__version__}")
-    except ImportError:
-        pass
+    tv_version = _torchvision_version()
+    if tv_version:
+        lines.append(f"torchvision {tv_version}")
     cuda = torch.version.cuda
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     lines.append(f"CUDA (torch build) {cuda or 'none'}, cuDNN {cudnn or 'none'}")

@@ -91,7 +91,8 @@ def build_prompted_clip(cfg, classnames: Sequence[str], device: torch.device | s
     if after_learner is not None:
         after_learner(learner, clip_model)
     head = HEAD_REGISTRY.build(head_name, cfg, clip_model, classnames).to(device)
-    model = PromptedCLIP(clip_model, learner, head, text_chunk=int(cfg.MODEL.PROMPT_LEARNER.TEXT_CHUNK or 0))
+    model = PromptedCLIP(clip_model, learner, head, text_chunk=int(cfg.MODEL.PROMPT_LEARNER.TEXT_CHUNK or 0),
+                         text_checkpoint=bool(cfg.MODEL.PROMPT_LEARNER.get("TEXT_CHECKPOINT", False)))
     logger.info("Turning off gradients in both the image and the text encoder")
     n_train, n_total = freeze_except(model, [learner, head])
     logger.info(f"Parameters to be updated: {sorted(n for n, p in model.named_parameters() if p.requires_grad)}")

@@ -18,9 +18,11 @@ class ModelOutput:
 
     Attributes:
         logits: ``[B, C]``.
-        image_features: raw projected image features ``[B, D]``.
+        image_features: raw projected image features ``[B, D]``; ``[B, T, D]`` local features (token 0 = the
+            global feature) when the head has ``needs_local_features`` (PLOT).
         text_features: raw projected text features ``[C, D]`` (or ``[B, C, D]`` for image-conditioned
-            learners; L2-normalised ensemble means for template ensembles).
+            learners; L2-normalised ensemble means for template ensembles; ``[N*C, D]`` set-major for a learner
+            with N prompt sets and a head with ``uses_prompt_sets``).
     """
 
     logits: torch.Tensor
@@ -45,14 +47,20 @@ class PromptedCLIP(nn.Module):
         text_chunk: for image-conditioned ``[B, C, L, Dt]`` prompts, images per text-encoder call (0 = one
             batched call of B*C sequences; 1 = one pass of C prompts per image, as the CoCoOp reference). The
             features are the same either way (each sequence is encoded independently).
+        text_checkpoint: activation checkpointing of the text tower while gradients are recorded (each block is
+            recomputed in the backward pass instead of keeping its activations: peak memory of image-conditioned
+            learners such as CoCoOp drops, logits and gradients are unchanged; ``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``).
     """
 
-    def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0) -> None:
+    def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0,
+                 text_checkpoint: bool = False) -> None:
         super().__init__()
         self.clip = clip_model
         self.learner = learner
         self.head = head
         self.text_chunk = int(text_chunk)
+        if hasattr(self.clip, "transformer"):
+            self.clip.transformer.grad_checkpointing = bool(text_checkpoint)
         self.clip.requires_grad_(False)
         self.clip.eval()
         self._cache: torch.Tensor | None = None
@@ -89,13 +97,21 @@ class PromptedCLIP(nn.Module):
             self.invalidate_cache()
 
     # -- encoders --------------------------------------------------------------------------------
+    @property
+    def local_features(self) -> bool:
+        """True when the head consumes local image features ``[B, T, D]`` (``Head.needs_local_features``)."""
+        return bool(getattr(self.head, "needs_local_features", False))
+
     def encode_image(self, images: torch.Tensor, prompt_output: PromptOutput | None = None) -> torch.Tensor:
-        """Raw projected image features ``[B, D]`` (visual prompts from ``prompt_output`` if any)."""
+        """Raw projected image features ``[B, D]`` (visual prompts from ``prompt_output`` if any), or the local
+        features ``[B, T, D]`` of ``clip.encode_image_tokens`` for a head with ``needs_local_features``."""
         kwargs = {}
         if prompt_output is not None and (
             prompt_output.visual_prompts is not None or prompt_output.deep_visual_prompts is not None
         ):
             kwargs = dict(prompts=prompt_output.visual_prompts, deep_prompts=prompt_output.deep_visual_prompts)
+        if self.local_features:
+            return self.clip.encode_image_tokens(images.type(self.dtype), **kwargs)  # [B, T, D]
         return self.clip.encode_image(images.type(self.dtype), **kwargs)
 
     def encode_text(self, prompt_output: PromptOutput) -> torch.Tensor:
@@ -116,6 +132,13 @@ class PromptedCLIP(nn.Module):
                 chunks.append(feats.view(part.shape[0], c, -1))
             return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=0)  # [B, C, D]
         feats = self.clip.encode_prompts(prompts, tokenized, deep_prompts=deep)  # [N, D]
+        sets = prompt_output.n_sets
+        if sets > 1 and not getattr(self.head, "uses_prompt_sets", False):
+            # a head that wants one feature per class: the normalised mean over the sets ([K*S*C] -> [K*C])
+            feats = feats / feats.norm(dim=-1, keepdim=True)
+            feats = feats.view(-1, sets, self.learner.n_cls, feats.shape[-1]).mean(dim=1)
+            feats = (feats / feats.norm(dim=-1, keepdim=True)).reshape(-1, feats.shape[-1])  # [K*C, D]
+            return feats
         t = prompt_output.n_templates
         if t > 1:
             feats = feats / feats.norm(dim=-1, keepdim=True)
@@ -138,6 +161,8 @@ class PromptedCLIP(nn.Module):
             return self._cache, None
         out = prompt_output
         if out is None:
+            if image_features is not None and image_features.dim() == 3:  # local features: token 0 is the global one
+                image_features = image_features[:, 0]
             out = self.learner(image_features if self.learner.image_conditioned else None)
         feats = self.encode_text(out)
         if cacheable:

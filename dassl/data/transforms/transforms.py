@@ -14,23 +14,16 @@ import logging
 import random
 
 import torch
-from torchvision.transforms import (
-    AutoAugment,
-    AutoAugmentPolicy,
+from .pil_ops import (  # torchvision-identical, without importing torchvision (the rest: tv(), on use)
     CenterCrop,
-    ColorJitter,
     Compose,
-    GaussianBlur,
     InterpolationMode,
     Normalize,
-    RandAugment,
-    RandomApply,
-    RandomCrop,
-    RandomGrayscale,
     RandomHorizontalFlip,
     RandomResizedCrop,
     Resize,
     ToTensor,
+    tv,
 )
 
 from dassl.utils.errors import ConfigError
@@ -136,7 +129,7 @@ def build_transform(cfg, is_train: bool = True, choices=None):
         choices: transform names (default ``cfg.INPUT.TRANSFORMS``).
 
     Returns:
-        A ``torchvision.transforms.Compose`` (or None with ``INPUT.NO_TRANSFORM``).
+        A ``Compose`` (``dassl.data.transforms.pil_ops``; torchvision's behaviour and ``repr``) (or None with ``INPUT.NO_TRANSFORM``).
 
     Raises:
         ConfigError: an unknown transform or interpolation name.
@@ -177,7 +170,7 @@ def _build_transform_train(cfg, choices, target_size: str, normalize: Normalize)
     if "random_crop" in choices:
         crop_padding = cfg.INPUT.CROP_PADDING
         logger.info(f"+ random crop (padding = {crop_padding})")
-        tfm.append(RandomCrop(input_size, padding=crop_padding))
+        tfm.append(tv().RandomCrop(input_size, padding=crop_padding))
     if "random_resized_crop" in choices:
         s_ = tuple(cfg.INPUT.RRCROP_SCALE)
         logger.info(f"+ random resized crop (size={input_size}, scale={s_})")
@@ -187,37 +180,37 @@ def _build_transform_train(cfg, choices, target_size: str, normalize: Normalize)
         tfm.append(RandomHorizontalFlip())
     if "imagenet_policy" in choices:
         logger.info("+ imagenet policy")
-        tfm.append(AutoAugment(AutoAugmentPolicy.IMAGENET))
+        tfm.append(tv().AutoAugment(tv().AutoAugmentPolicy.IMAGENET))
     if "cifar10_policy" in choices:
         logger.info("+ cifar10 policy")
-        tfm.append(AutoAugment(AutoAugmentPolicy.CIFAR10))
+        tfm.append(tv().AutoAugment(tv().AutoAugmentPolicy.CIFAR10))
     if "svhn_policy" in choices:
         logger.info("+ svhn policy")
-        tfm.append(AutoAugment(AutoAugmentPolicy.SVHN))
+        tfm.append(tv().AutoAugment(tv().AutoAugmentPolicy.SVHN))
     if "randaugment" in choices:
         n_, m_ = cfg.INPUT.RANDAUGMENT_N, cfg.INPUT.RANDAUGMENT_M
         logger.info(f"+ randaugment (n={n_}, m={m_})")
-        tfm.append(RandAugment(num_ops=n_, magnitude=m_))
+        tfm.append(tv().RandAugment(num_ops=n_, magnitude=m_))
     if "randaugment_fixmatch" in choices:
         n_ = cfg.INPUT.RANDAUGMENT_N
         logger.info(f"+ randaugment_fixmatch (n={n_})")
-        tfm.append(RandAugment(num_ops=n_))
+        tfm.append(tv().RandAugment(num_ops=n_))
     if "randaugment2" in choices:
         n_ = cfg.INPUT.RANDAUGMENT_N
         logger.info(f"+ randaugment2 (n={n_})")
-        tfm.append(RandAugment(num_ops=n_))
+        tfm.append(tv().RandAugment(num_ops=n_))
     if "colorjitter" in choices:
         b_, c_ = cfg.INPUT.COLORJITTER_B, cfg.INPUT.COLORJITTER_C
         s_, h_ = cfg.INPUT.COLORJITTER_S, cfg.INPUT.COLORJITTER_H
         logger.info(f"+ color jitter (brightness={b_}, contrast={c_}, saturation={s_}, hue={h_})")
-        tfm.append(ColorJitter(brightness=b_, contrast=c_, saturation=s_, hue=h_))
+        tfm.append(tv().ColorJitter(brightness=b_, contrast=c_, saturation=s_, hue=h_))
     if "randomgrayscale" in choices:
         logger.info(f"+ random gray scale (p={cfg.INPUT.RGS_P})")
-        tfm.append(RandomGrayscale(p=cfg.INPUT.RGS_P))
+        tfm.append(tv().RandomGrayscale(p=cfg.INPUT.RGS_P))
     if "gaussian_blur" in choices:
         gb_k, gb_p = cfg.INPUT.GB_K, cfg.INPUT.GB_P
         logger.info(f"+ gaussian blur (kernel={gb_k}, p={gb_p})")
-        tfm.append(RandomApply([GaussianBlur(gb_k)], p=gb_p))
+        tfm.append(tv().RandomApply([tv().GaussianBlur(gb_k)], p=gb_p))
     logger.info("+ to torch tensor of range [0, 1]")
     tfm.append(ToTensor())
     if "cutout" in choices:

@@ -18,9 +18,15 @@ class Head(nn.Module):
         use_base_branch: whether a head with a base-class branch uses it (DePT decides it from the label spaces
             of training and evaluation; True for heads without one).
         lr_mult: learning-rate multiplier of the head's parameters (own optimiser group), None = the base LR.
+        needs_local_features / uses_prompt_sets: what the head consumes (see the class attributes).
     """
 
     lr_mult: float | None = None
+    #: True: ``forward`` takes local image features ``[B, T, D]`` (``clip.encode_image_tokens``; PLOT)
+    needs_local_features: bool = False
+    #: True: ``forward`` takes the features of every prompt set (``[N*C, D]``, set-major) of a learner with
+    #: ``n_sets > 1``; False: their normalised mean per class
+    uses_prompt_sets: bool = False
 
     def __init__(self, clip_model: nn.Module, classnames: Sequence[str]) -> None:
         super().__init__()

@@ -29,6 +29,9 @@ class PromptOutput:
         deep_visual_prompts: optional J-1 tensors replacing the last n visual tokens before blocks 2..J.
         n_templates: T > 1 means ``prompts`` holds T groups of C prompts (template-major) whose
             L2-normalised features are averaged and renormalised (prompt ensembles).
+        n_sets: S > 1 means each context holds S prompt sets (PLOT): ``prompts`` is ``[K*S*C, L, Dt]``
+            (context-major, then set-major). A head with ``uses_prompt_sets`` gets the ``[K*S*C, D]`` features as
+            they are; any other head the normalised mean over the S sets, ``[K*C, D]``.
     """
 
     prompts: torch.Tensor
@@ -37,6 +40,7 @@ class PromptOutput:
     visual_prompts: torch.Tensor | None = None
     deep_visual_prompts: Sequence[torch.Tensor] | None = None
     n_templates: int = 1
+    n_sets: int = 1
 
 
 class PromptLearner(nn.Module):

@@ -64,7 +64,10 @@ class CoCoOpPromptLearner(CoOpPromptLearner):
         ])).to(device=self.ctx.device, dtype=clip_model.dtype)
 
     def bias(self, image_features: torch.Tensor) -> torch.Tensor:
-        """Meta-net bias ``[B, Dt]`` from raw projected image features ``[B, D]`` (normalised here)."""
+        """Meta-net bias ``[B, Dt]`` from raw projected image features ``[B, D]`` (normalised here; local features
+        ``[B, T, D]`` of a PLOT head: token 0, the global feature)."""
+        if image_features.dim() == 3:
+            image_features = image_features[:, 0]
         v = image_features / image_features.norm(dim=-1, keepdim=True)
         return self.meta_net(v.to(self.meta_net.linear1.weight.dtype))
 

@@ -60,7 +60,7 @@ class CoOpOptions(Options):
 
 
 def _tokenizer() -> SimpleTokenizer:
-    return SimpleTokenizer()
+    return clip._get_tokenizer()  # the process-wide instance clip.tokenize uses (building one reads the BPE file)
 
 
 def _tokenize(texts: list[str]) -> torch.Tensor:

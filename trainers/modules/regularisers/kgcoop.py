@@ -102,10 +102,13 @@ class KgCoOp(Regulariser):
 
     def forward(self, model: nn.Module, output: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         anchors = self.anchors.to(output.text_features.device)
+        text = output.text_features
+        if text.dim() == 2 and text.shape[0] != anchors.shape[0]:  # N prompt sets per class (PLOT): [N*C, D]
+            text = text.view(-1, anchors.shape[0], text.shape[-1])  # [N, C, D]: the mean runs over sets too
         if self.fp16_anchors:
-            score = reference_kg_loss(output.text_features, anchors)
+            score = reference_kg_loss(text, anchors)
         else:
-            score = kg_loss(output.text_features, anchors)
+            score = kg_loss(text, anchors)
         self._log = {"kg_cos": 1.0 - float(score.detach())}
         return {"kg_loss": self.w * score}
 

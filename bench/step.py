@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Training-step time per method and its ratio to a CoOp step (the trainers' own ``forward_backward``).
+
+    python bench/step.py                                   # C=50, B=8, small ViT and RN CLIPs, CPU
+    python bench/step.py --classes 100 --batch-size 32 --steps 5 --rounds 5
+    python bench/step.py --device cuda --sizes ViT-B/16 RN50 --classes 100 --batch-size 32
+
+Each method is the registered trainer (``bench/common.py``: learner, head, regularisers, optimiser, logging of the
+context norms, ``.item()`` summaries) on a random CLIP with C synthetic classes, stepping on one fixed random batch.
+After 2 untimed warm-up steps, the methods take turns (rounds x steps, interleaved, so a drift of the machine's
+speed hits every method alike); the median ms/step and the ratio to CoOp's median are printed, plus
+``PAN extra = PAN / CoOp - 1`` (issue target: <= 0.30). PLOT is included once a ``PLOT`` trainer is registered.
+``--json PATH`` writes the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import torch  # noqa: E402
+
+
+def methods(extra_plot: bool = True) -> list[tuple[str, str, list[str]]]:
+    out = list(common.METHODS)
+    if extra_plot and common.registered("PLOT"):
+        out.append(("PLOT", "PLOT", []))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--classes", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3, help="steps per method per round (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--sizes", nargs="+", default=["small-vit", "small-rn"], choices=sorted(common.SIZES))
+    p.add_argument("--methods", nargs="+", default=None, help="labels to run (default: all)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    table = []
+    for size in args.sizes:
+        runs = []
+        for label, trainer, opts in methods():
+            if args.methods and label not in args.methods:
+                continue
+            if label == "MaPLe" and common.SIZES[size].get("vision_patch_size", 8) is None:
+                continue  # MaPLe prompts the ViT image tower
+            t = common.make_trainer(trainer, args.classes, size, opts, device=args.device)
+            b = common.batch(size, args.classes, args.batch_size, args.device)
+            for _ in range(2):
+                t.forward_backward(b)
+            runs.append((label, t, b))
+        times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+        for _ in range(args.rounds):
+            for label, t, b in runs:
+                for _ in range(args.steps):
+                    common.sync(args.device)
+                    t0 = time.perf_counter()
+                    t.forward_backward(b)
+                    common.sync(args.device)
+                    times[label].append(time.perf_counter() - t0)
+        med = {k: 1000 * statistics.median(v) for k, v in times.items()}
+        base = med.get("CoOp")
+        print(f"\n{size}: C={args.classes}, B={args.batch_size}, {args.device}, median of {args.rounds}x{args.steps}"
+              " interleaved steps")
+        print(f"{'method':<8} {'ms/step':>9} {'/ CoOp':>7}")
+        for label in med:
+            ratio = med[label] / base if base else float("nan")
+            print(f"{label:<8} {med[label]:9.1f} {ratio:7.2f}")
+            table.append({"size": size, "method": label, "ms_per_step": med[label], "ratio_to_coop": ratio,
+                          "classes": args.classes, "batch_size": args.batch_size, "device": args.device})
+        if base and "PAN" in med:
+            print(f"PAN extra over a CoOp step: {med['PAN'] / base - 1:+.2f} (target <= +0.30)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
