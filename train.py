@@ -123,6 +123,19 @@ def check_run_folder(cfg, args: argparse.Namespace) -> None:
     diffs = run_record.compare_folder(out, cfg, args)
     if diffs:
         raise ConfigMismatchError(run_record.mismatch_message(out, diffs))
+    rec = run_record.recorded_config(out)
+    if rec is not None and rec[1] is not None:
+        changes = run_record.schema_changes(rec[0], cfg)
+        if changes:
+            new = [k for k, what in changes if what == "new"]
+            gone = [k for k, what in changes if what == "removed"]
+            _DEFERRED_WARNINGS.append(
+                "Config keys changed since this run started (a newer version of the code): "
+                + (f"{len(new)} new key(s) at their defaults ({', '.join(new[:6])}{' ...' if len(new) > 6 else ''})"
+                   if new else "")
+                + ("; " if new and gone else "")
+                + (f"{len(gone)} key(s) no longer exist ({', '.join(gone[:6])}{' ...' if len(gone) > 6 else ''})"
+                   if gone else ""))
     for key, was, now in run_record.soft_differences(out, cfg):
         _DEFERRED_WARNINGS.append(f"Warning: {key} is {now!r} now but was {was!r} when this run started: the continued "
                                   "run draws its random augmentations differently (not bit-identical to an "

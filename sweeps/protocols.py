@@ -484,6 +484,14 @@ def family_maple_nemesis(env: Env) -> Family:
     return Family("MaPLeNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_2ctx"), cfg_dir="MaPLe")
 
 
+def family_ivlp_nemesis(env: Env) -> Family:
+    return Family("IVLPNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_2+2ctx"), cfg_dir="IVLP")
+
+
+def family_vpt_nemesis(env: Env) -> Family:
+    return Family("VPTNemesis", _e(env, "CFG", "vit_b16_c2_ep5_batch4_4"), cfg_dir="VPT")
+
+
 DEPT_CFG = {"CoOp": "vit_b16_ep10_bs4_lr35", "CoCoOp": "vit_b16_c4_ep10_batch1_ctxv1",
             "KgCoOp": "vit_b16_ep10_ctxv1_bs4_lr35", "MaPLe": "vit_b16_c2_ep10_batch4_2ctx"}
 
@@ -659,7 +667,8 @@ for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_te
                       ("xd_test", "xd_test")):
     SCRIPTS[f"dept/{_file}.sh"] = _dept_script(_proto)
 for _name, _fam in (("cocoop_nemesis", family_cocoop_nemesis), ("kgcoop_nemesis", family_kgcoop_nemesis),
-                    ("maple_nemesis", family_maple_nemesis)):
+                    ("maple_nemesis", family_maple_nemesis), ("ivlp_nemesis", family_ivlp_nemesis),
+                    ("vpt_nemesis", family_vpt_nemesis)):
     for _proto, _file in (("b2n_train", "base2new_train"), ("b2n_test", "base2new_test")):
         SCRIPTS[f"{_name}/{_file}.sh"] = _nemesis_host_script(_fam, _proto, _name)
 

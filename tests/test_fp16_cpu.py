@@ -46,7 +46,7 @@ def test_fp16_logits_match_fp32(weights, name, learner_cls, kwargs, head_cls):
     with torch.no_grad():
         a, b = half(IMAGES), full(IMAGES)
     assert a.image_features.dtype == a.text_features.dtype == torch.float16
-    assert a.logits.dtype == (torch.float32 if name == "dept" else torch.float16)  # DePT: fp32 head (D16)
+    assert a.logits.dtype == (torch.float32 if name == "dept" else torch.float16)  # DePT: fp32 head (the reference casts it to fp16)
     if name == "maple":
         learner = half.learner
         assert learner.proj.weight.dtype == torch.float16  # first-layer projection in CLIP's dtype (reference)

@@ -1,4 +1,5 @@
-"""MaPLe learner: initialisation (M3/M4), dims from the model, deep-prompt depth semantics, dtypes, ResNet error."""
+"""MaPLe learner: initialisation (the reference keeps "of a" fixed with n=2; deeper projections are copies of one
+layer), dims from the model, deep-prompt depth semantics, dtypes, ResNet error."""
 from __future__ import annotations
 
 import pytest

@@ -177,6 +177,24 @@ def test_finished_folder_is_skipped_unless_the_config_differs(files, tmp_path, c
     assert not run_record.request_matches(str(out), a, "train")
 
 
+def test_a_newer_checkout_continues_a_run_an_older_one_started(files, tmp_path):
+    """Keys added to (or removed from) the config schema since a run started are not a difference of the request:
+    an interrupted run continues with a warning naming them; a new key the user sets explicitly is a difference."""
+    out = tmp_path / "old"
+    assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1")) == 0
+    (out / "run.json").unlink()  # interrupted before its record
+    rc = json.loads((out / "run_config.json").read_text())
+    assert "TRAIN.RESUME_EVERY_ITERS" in rc["config"] and "OPTIM.ADAM_BETA2" in rc["config"]
+    del rc["config"]["OPTIM.ADAM_BETA2"]  # as written by code without this key
+    rc["config"]["OPTIM.OLD_REMOVED_KEY"] = 3  # a key this code no longer has
+    (out / "run_config.json").write_text(json.dumps(rc))
+    assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1", "OPTIM.ADAM_BETA2", "0.9")) == 2  # set: a difference
+    assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1")) == 0
+    log = (out / "log.txt").read_text()
+    assert "1 new key(s) at their defaults (OPTIM.ADAM_BETA2)" in log
+    assert "1 key(s) no longer exist (OPTIM.OLD_REMOVED_KEY)" in log
+
+
 def test_other_worker_count_is_allowed_with_a_warning(files, tmp_path):
     out = tmp_path / "w"
     assert train.cli(argv(files, out, "OPTIM.MAX_EPOCH", "1")) == 0

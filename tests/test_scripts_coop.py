@@ -97,7 +97,7 @@ def test_nemesis_train_names_and_sweep(stub):
         assert cfg in text
     assert "imagenet.yaml --config-file " + os.path.join(ROOT, "configs/trainers/CoOp/rn50_ep50.yaml") in text
     assert "imagenet.yaml --config-file " + os.path.join(ROOT, "configs/trainers/CoOp/rn50.yaml") not in text
-    # DG eval loads from imagenet (N22), by default from the folder `main.sh imagenet` trains (rn50_ep50, 16 shots)
+    # DG eval loads from imagenet (not the target dataset's folder), by default from the folder `main.sh imagenet` trains (rn50_ep50, 16 shots)
     r = sh("coop_nemesis/eval.sh", "CoOpNemesis", "imagenet_a", 1.0, "two", 2, 0.5, 1.0, env=env)
     assert r.returncode == 0 and "/imagenet/CoOpNemesis/Beta-1.0/rn50_ep50_16shots/" in calls.read_text()
 
@@ -109,5 +109,5 @@ def test_crt_eval_script(stub):
     assert r.returncode == 0, r.stderr
     lines = calls.read_text().splitlines()
     assert len(lines) == 2 and all("--trainer CoOpCRT" in l and "--corrupt-type scale" in l for l in lines)
-    assert "--load-epoch 50" in lines[0] and "/dtd/CoOp/" in lines[1]  # loop variable (N18), derived epoch (N21)
+    assert "--load-epoch 50" in lines[0] and "/dtd/CoOp/" in lines[1]  # the loop's dataset, the epoch derived from the config
     assert (tmp / "crt/CoOpCRT/dtd/CoOp/rn50_ep50_1shots/rescale/pos-2_scale-0.001/seed1/log.txt").exists()

@@ -31,6 +31,10 @@ CASES = [
     ("kgcoop_nemesis/base2new_test.sh", ["dtd", *NEM, "1"], {}),
     ("maple_nemesis/base2new_train.sh", ["ucf101", "1.0", "two", "1", "0.5", "1.0"], {"TARGET": "vision"}),
     ("maple_nemesis/base2new_test.sh", ["ucf101", *NEM], {}),
+    ("ivlp_nemesis/base2new_train.sh", ["eurosat", *NEM], {"TARGET": "vision"}),
+    ("ivlp_nemesis/base2new_test.sh", ["eurosat", *NEM], {}),
+    ("vpt_nemesis/base2new_train.sh", ["dtd", "1.0", "two", "2", "0.5", "1.0", "1"], {}),
+    ("vpt_nemesis/base2new_test.sh", ["dtd", *NEM], {}),
     ("ivlp/base2new_train.sh", ["eurosat"], {}),
     ("ivlp/base2new_test.sh", ["eurosat", "2"], {"CFG": "vit_b16_c2_ep5_batch4_4ctx_language_only"}),
     ("ivlp/xd_train.sh", [], {}),
@@ -61,7 +65,10 @@ def test_registered_trainer_list_of_eval_sh_is_the_registry():
     out = subprocess.run(["bash", "-c", f'REPO={ROOT}; source <(sed -n "/^registered_trainers()/,/^}}/p" '
                                         f'{ROOT}/scripts/coop/eval.sh); registered_trainers'],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(out) == sorted(TRAINER_REGISTRY) == sorted(protocols.registered_trainers())
+    ours = [n for n in TRAINER_REGISTRY.registered_names()  # not the test trainers other test files register
+            if TRAINER_REGISTRY.get(n).__module__.startswith("trainers.")]
+    assert sorted(out) == sorted(ours) == sorted(protocols.registered_trainers())
+    assert {"CoOp", "CoOpCRT", "IVLP", "VPT"} <= set(out)
 
 
 @pytest.fixture
@@ -140,6 +147,10 @@ def test_nemesis_host_folders_carry_the_nemesis_arguments(stubbed):
     assert "REGULARISER.NEMESIS.TARGET vision" in mp and "configs/trainers/MaPLe/" in mp
     r = sh("maple_nemesis/base2new_train.sh", "dtd", 1.0, "two", 1, 0.5, 0.0, env=dict(env, TARGET="vision"))
     assert "skip (finished)" in r.stdout
+    assert sh("vpt_nemesis/base2new_train.sh", "dtd", 1.0, "two", 2, 0.5, 1.0, env=env).returncode == 0
+    vp = lines(calls)[-1]  # VPTNemesis penalises the visual prompts by its own default (no TARGET needed)
+    assert "--trainer VPTNemesis" in vp and "configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml" in vp
+    assert "/VPTNemesis/Beta-1.0/vit_b16_c2_ep5_batch4_4/alpha1.0_nttwo/seed1" in vp and "TARGET" not in vp
     r = sh("cocoop_nemesis/base2new_train.sh", "eurosat", 1.0, env=env)
     assert r.returncode == 2 and "ALPHA NT NP CW BETA" in r.stderr
 
@@ -214,3 +225,26 @@ def test_spec_base2new_ivlp_vpt(stub, tmp_path):  # noqa: F811
         want += script_calls(f"{fam}/base2new_train.sh", ["eurosat"], e1)
         want += script_calls(f"{fam}/base2new_test.sh", ["eurosat"], e1)
     assert sorted(r.command()[1:] for r in runs) == sorted(want)
+
+
+def test_report_reads_the_new_folders_as_the_papers_variants():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import report
+
+    ds = {"eurosat", "imagenet", "imagenet_a"}
+    e = report.classify("base2new/train_base/eurosat/shots_16/CoCoOpNemesis/Beta-0.0/vit_b16_c4_ep10_batch1_ctxv1/"
+                        "alpha10.0_cw0.5_pn2_nttwo", ds)
+    assert (e.protocol, e.method, e.cfg, e.variant, e.split) == (
+        "base2new", "CoCoOpNemesis", "vit_b16_c4_ep10_batch1_ctxv1", "PAN A=10.0", "base")
+    new = report.classify("base2new/test_new/eurosat/shots_16/CoCoOpNemesis/Beta-0.0/vit_b16_c4_ep10_batch1_ctxv1/"
+                          "alpha10.0_cw0.5_pn2_nttwo", ds)
+    assert new.pair == e.pair and new.split == "new"  # base and new of one setting are joined
+    pun = report.classify("base2new/train_base/eurosat/shots_16/CoCoOpNemesis/Beta-1.0/vit_b16_c4_ep10_batch1_ctxv1/"
+                          "alpha20.0_nttwo", ds)
+    assert pun.variant == "PUN A=20.0" and pun.pair != e.pair
+    plain = report.classify("base2new/train_base/eurosat/shots_16/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1", ds)
+    assert (plain.cfg, plain.variant) == ("vit_b16_c4_ep10_batch1_ctxv1", None)
+    dg = report.classify("imagenet_a/CoOpNemesis/Beta-1.0/rn50_ep50_16shots/alpha10.0_nctx16_cscFalse_ctpend_nttwo", ds)
+    assert (dg.protocol, dg.method, dg.variant, dg.shots) == ("dg", "CoOpNemesis", "PUN A=10.0", 16)
+    coop = report.classify("evaluation/CoOp/rn50_ep50_16shots/nctx16_cscFalse_ctpend/imagenet_a", ds)
+    assert (coop.protocol, coop.method, coop.cfg) == ("dg", "CoOp", "rn50_ep50")

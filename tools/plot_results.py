@@ -25,6 +25,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # run as a script
+    sys.path.insert(0, ROOT)
+from tools.paper_numbers import load_paper, variant_matches  # noqa: E402
+
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
@@ -47,12 +51,10 @@ def _paper_points(paper: dict | None, protocol: str, method: str, variant: str |
     """``{shots: value}`` of the published few-shot numbers for one curve (first source wins)."""
     if not paper:
         return {}
-    from tools.report import _variant_matches  # noqa: PLC0415
-
     out: dict[int, float] = {}
     for e in paper["entries"]:
         if (e["protocol"] == protocol and e["method"] == method and e["dataset"] == dataset
-                and _variant_matches(e.get("variant"), variant or None) and e.get("accuracy") is not None):
+                and variant_matches(e.get("variant"), variant or None) and e.get("accuracy") is not None):
             out.setdefault(e["shots"], e["accuracy"])
     return out
 
@@ -246,10 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: cannot read {args.report}: {e}", file=sys.stderr)
         return 2
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    from tools.report import load_paper  # noqa: PLC0415
-
     paths = report_figures(rep, load_paper(), args.out or osp.dirname(osp.abspath(args.report)))
     print("wrote " + ", ".join(paths) if paths else "nothing to draw")
     return 0

@@ -9,7 +9,8 @@ It walks ``OUTPUT_ROOT`` for run folders (``seed<S>``; zero-shot folders without
 and recognises the layouts of every protocol in ``scripts/`` (the bash scripts and the sweep launcher):
 
 * few-shot:      ``<ds>/<Trainer>/[Beta-<B>/]<cfg>_<K>shots/[<name>/]seed<S>`` (CoOp, CoOpNemesis, PLOT, xd source)
-* base-to-new:   ``base2new/{train_base,test_new}/<ds>/shots_<K>[_<W>]/<Trainer>/<cfg>/seed<S>``
+* base-to-new:   ``base2new/{train_base,test_new}/<ds>/shots_<K>[_<W>]/<Trainer>/<cfg>/seed<S>`` (Nemesis hosts:
+                 ``<Trainer>/Beta-<B>/<cfg>/alpha<A>..._nt<NT>/seed<S>``)
                  (and DePT's runner: ``{train_base,test_new}/<Trainer>/<ds>/shots<K>/<cfg>/seed<S>``)
 * cross-dataset / domain generalisation: ``evaluation/<Trainer>/<cfg>_<K>shots/[<name>/]<ds>/seed<S>``
   (targets ``imagenet*`` variants are the DG protocol, the others cross-dataset); Nemesis ``output_dg`` trees
@@ -50,8 +51,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from dassl.utils.run_record import read_record, run_status  # noqa: E402
+from tools.paper_numbers import PAPER_FILE, load_paper, variant_matches  # noqa: E402,F401
 
-PAPER_FILE = osp.join(ROOT, "tools", "data", "paper_numbers.json")
 CI_FORMULA = "95% CI half-width = 1.96 * std / sqrt(n), std = population std over seeds (ddof 0)"
 SEED_RE = re.compile(r"^seed(-?\d+)$")
 SHOTS_RE = re.compile(r"^(?P<cfg>.+)_(?P<k>\d+)shots$")
@@ -238,8 +239,11 @@ def classify(rel: str, datasets: set[str]) -> Experiment | None:
             m = B2N_SHOTS_RE.match(tag)
             shots = int(m.group("k")) if m else None
             prefix = "/".join(parts[:i])
-            return Experiment("base2new", method, ds, f"{tag}/{cfg}", shots, cfg.split("/")[0], split=split,
-                              pair=(prefix, method, ds, tag, cfg))
+            # Nemesis hosts: <T>/Beta-<B>/<cfg>/alpha<A>..._nt<NT>/seed<S> (scripts/*_nemesis/)
+            cfg_parts = cfg.split("/")
+            name = next((p for p in cfg_parts if not p.startswith("Beta-")), cfg_parts[0])
+            return Experiment("base2new", method, ds, f"{tag}/{cfg}", shots, name, split=split,
+                              pair=(prefix, method, ds, tag, cfg), variant=nemesis_variant(cfg_parts))
     # corruption grid
     for i, p in enumerate(parts):
         if p == "original" or (p in ("replace", "rescale") and i + 1 < len(parts)):
@@ -326,17 +330,6 @@ def _side(runs: dict[int | None, SeedRun], expected: set[int]) -> tuple[dict, li
 
 
 # --------------------------------------------------------------------------------------------- paper numbers
-def load_paper(path: str = PAPER_FILE) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _variant_matches(paper: str | None, ours: str | None) -> bool:
-    if paper is None:
-        return ours is None
-    if ours is None:
-        return False
-    return set(paper.split()) <= set(ours.split())
 
 
 def match_paper(paper: dict, protocol: str, method: str, variant: str | None, dataset: str, shots: int | None,
@@ -352,7 +345,7 @@ def match_paper(paper: dict, protocol: str, method: str, variant: str | None, da
             continue
         if e.get("shots") is not None and shots is not None and e["shots"] != shots:
             continue
-        if not _variant_matches(e.get("variant"), variant):
+        if not variant_matches(e.get("variant"), variant):
             continue
         if e.get("backbone") and backbone and e["backbone"] != backbone:
             continue
@@ -563,7 +556,8 @@ def markdown(rep: dict) -> str:
                   "| method | dataset | shots | cfg | n | base | new | H | base (paper) | new (paper) | H (paper) | check | missing | unfinished |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(rep["base2new"], key=lambda r: (r["method"], r["setting"], r["dataset"])):
-            lines.append("| " + " | ".join([r["method"], r["dataset"], _f(r["shots"]), r["cfg"], str(r["n"]),
+            method = f'{r["method"]} ({r["variant"]})' if r.get("variant") else r["method"]
+            lines.append("| " + " | ".join([method, r["dataset"], _f(r["shots"]), r["cfg"], str(r["n"]),
                                               _pm(r["base"], r["base_std"]), _pm(r["new"], r["new_std"]), _f(r["H"]),
                                               _paper_cell(r, "base"), _paper_cell(r, "new"), _paper_cell(r, "H"),
                                               r.get("check", ""), _f(r["missing"]), _f(r["unfinished"])]) + " |")

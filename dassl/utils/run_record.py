@@ -205,12 +205,30 @@ def compare_folder(folder: str, cfg: Any, args: Any = None) -> list[tuple[str, A
     diffs = diff_configs(rec_cfg, _requested_flat(cfg))
     if rec_args is None:  # an older / foreign config.yaml: only the keys it has are compared
         diffs = [d for d in diffs if d[1] != _ABSENT]
+    else:  # keys this code added or removed since the folder was started (see schema_changes)
+        changed = {k for k, _ in schema_changes(rec_cfg, cfg)}
+        diffs = [d for d in diffs if d[0] not in changed]
     if rec_args is not None and args is not None:
         now = result_args(args)
         for name in RESULT_ARGS:
             if not _same(rec_args.get(name), now.get(name)):
                 diffs.append((f"--{name.replace('_', '-')}", rec_args.get(name), now.get(name)))
     return diffs
+
+
+def schema_changes(recorded: dict[str, Any], cfg: Any) -> list[tuple[str, str]]:
+    """Keys that are not a difference of the user's request but of the code: ``(key, "new")`` for a key the
+    recorded config lacks and no YAML or command line of this invocation wrote (it has its default, which
+    reproduces the behaviour from before the key existed), ``(key, "removed")`` for a recorded key this code no
+    longer has. A newer checkout can so continue a run an older one started."""
+    sources = getattr(cfg, "__dict__", {}).get("sources")
+    now = _requested_flat(cfg)
+    out = []
+    for key in sorted(set(now) - set(recorded)):
+        if not is_ignored(key) and (sources is None or sources.rank(key) is None):
+            out.append((key, "new"))
+    out += [(key, "removed") for key in sorted(set(recorded) - set(now)) if not is_ignored(key)]
+    return out
 
 
 def soft_differences(folder: str, cfg: Any) -> list[tuple[str, Any, Any]]:

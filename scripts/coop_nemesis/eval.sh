@@ -2,7 +2,7 @@
 # Domain generalisation of ImageNet-trained CoOp+Nemesis (CFG rn50_ep50, 16 shots, M=16, end, generic):
 # scripts/coop_nemesis/eval.sh TRAINER DATASET ALPHA NT NP CW BETA   (LOAD_EPOCH default 50, CFG env default rn50_ep50:
 # the config scripts/coop_nemesis/main.sh trains imagenet with, so `main.sh imagenet` then `eval.sh` connect)
-# Model: $OUTPUT_ROOT/imagenet/<TRAINER>/Beta-<BETA>/<CFG>_16shots/<name>/seed<S> (always imagenet: N22 fixed)
+# Model: $OUTPUT_ROOT/imagenet/<TRAINER>/Beta-<BETA>/<CFG>_16shots/<name>/seed<S> (always imagenet; the reference built it with the target dataset's name)
 # Output: $OUTPUT_DG_ROOT (default <repo>/output_dg)/<DATASET>/<TRAINER>/Beta-<BETA>/<CFG>_16shots/<name>/seed<S>
 set -euo pipefail
 HERE="$(dirname "${BASH_SOURCE[0]}")"

@@ -1,5 +1,5 @@
 """PLOT's optimal-transport head (Chen et al., "PLOT: Prompt Learning with Optimal Transport for Vision-Language
-Models", ICLR 2023; the ShyFoo/Nemesis fork's ``trainers/plot.py``, methods spec §6).
+Models", ICLR 2023; the ShyFoo/Nemesis fork's ``trainers/plot.py``).
 
 For image b and class c, with the L2-normalised local image features ``f_bt`` (t = 1..T) and the class's N text
 features ``g_cn`` (one per prompt set): ``S_tn = <f_bt, g_cn>``, cost ``1 - S``, kernel ``K = exp(-(1 - S)/eps)``,

@@ -1,5 +1,5 @@
 """PLOT's prompt sets (Chen et al., "PLOT: Prompt Learning with Optimal Transport for Vision-Language Models",
-ICLR 2023, arXiv:2210.01253; the ShyFoo/Nemesis fork's ``trainers/plot.py``, methods spec §6)."""
+ICLR 2023, arXiv:2210.01253; the ShyFoo/Nemesis fork's ``trainers/plot.py``)."""
 from __future__ import annotations
 
 import logging
@@ -45,14 +45,14 @@ class PLOTPromptLearner(PromptLearner):
     """N sets of M learnable context vectors: ``ctx`` ``[N, M, Dt]`` (generic) or ``[C, N, M, Dt]`` (CSC).
 
     Every set builds CoOp prompts for every class (layouts ``end`` / ``middle`` / ``front`` as
-    :class:`CoOpPromptLearner`, for every set: the reference only builds ``end`` correctly, §15.1 N24); the N*C
+    :class:`CoOpPromptLearner`, for every set: the reference only builds ``end`` correctly); the N*C
     prompts are encoded in one text call, set-major (``n_sets = N`` in the :class:`PromptOutput`). The PLOT head
     transports between the local image features and the N features of each class; any other head gets the
     normalised mean over the sets.
 
     Initialisation (the reference's random-number consumption): ``torch.empty(N, M, Dt)`` (CSC
     ``(C, N, M, Dt)``) in CLIP's dtype filled by one ``normal_(std=0.02)``; with ``CTX_INIT`` every set starts from
-    the phrase's token embeddings (N copies, §15.1 N23; the reference crashes) and no random numbers are drawn.
+    the phrase's token embeddings (N copies; the reference crashes) and no random numbers are drawn.
 
     ``context_vectors()`` is ``ctx`` (position axis -2), so the Nemesis norms ``[N, M]`` / ``[C, N, M]`` are
     summed over the sets (and classes), the logged per-position norms averaged over them, and a corruption of
