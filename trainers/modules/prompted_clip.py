@@ -46,7 +46,8 @@ class PromptedCLIP(nn.Module):
         head: a :class:`Head`.
         text_chunk: for image-conditioned ``[B, C, L, Dt]`` prompts, images per text-encoder call (0 = one
             batched call of B*C sequences; 1 = one pass of C prompts per image, as the CoCoOp reference). The
-            features are the same either way (each sequence is encoded independently).
+            features agree up to float rounding (each sequence is encoded independently, but the batched matrix
+            products sum in another order).
         text_checkpoint: activation checkpointing of the text tower while gradients are recorded (each block is
             recomputed in the backward pass instead of keeping its activations: peak memory of image-conditioned
             learners such as CoCoOp drops, logits and gradients are unchanged;
