@@ -188,11 +188,19 @@ def recorded_config(folder: str) -> tuple[dict[str, Any], dict[str, Any] | None]
 
 
 def _requested_flat(cfg: Any) -> dict[str, Any]:
-    if hasattr(cfg, "dump"):  # normalise like config.yaml (what older folders hold)
-        import yaml
+    """The flat config normalised like ``config.yaml`` (what older folders hold), through one YAML dump and load
+    per frozen config (kept on it: the pure-Python YAML round trip costs ~0.1 s and several checks need it)."""
+    if not hasattr(cfg, "dump"):
+        return flatten_config(cfg)
+    cached = cfg.__dict__.get("_run_record_flat")
+    if cached is not None:
+        return dict(cached)
+    import yaml
 
-        return flatten_config(yaml.safe_load(cfg.dump()))
-    return flatten_config(cfg)
+    flat = flatten_config(yaml.safe_load(cfg.dump()))
+    if getattr(cfg, "is_frozen", lambda: False)():
+        cfg.__dict__["_run_record_flat"] = flat
+    return dict(flat)
 
 
 def compare_folder(folder: str, cfg: Any, args: Any = None) -> list[tuple[str, Any, Any]]:
