@@ -70,6 +70,31 @@ def test_plot_norms(tmp_path):
     assert plot_norms.main([str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")]) == 2
 
 
+def test_plot_norms_of_visual_prompts(tmp_path):
+    """VPT runs (visual prompts only) are drawn from their visual_* norms by default; --visual picks them for runs
+    that have both (IVLP)."""
+    vpt, ivlp = tmp_path / "vpt", tmp_path / "ivlp"
+    for d, text in ((vpt, False), (ivlp, True)):
+        d.mkdir()
+        with open(d / "norms.jsonl", "w") as f:
+            for e in (1, 2):
+                rec = {"epoch": e, "visual_matrix_norm": 2.0 * e, "visual_v_norms": [0.5 * e, 0.7 * e]}
+                if text:
+                    rec.update(matrix_norm=9.0, v_norms=[1.0, 2.0, 3.0])
+                f.write(json.dumps(rec) + "\n")
+    fig, axes = plot_norms.make_figure([str(vpt)], ["VPT"])
+    assert [len(ax.lines) for ax in axes.positions] == [2]
+    assert list(axes.positions[0].lines[1].get_ydata()) == pytest.approx([0.7, 1.4])
+    assert list(axes.matrix.lines[0].get_ydata()) == pytest.approx([2.0, 4.0])
+    assert "Visual prompt norms" in fig._suptitle.get_text()
+    fig, axes = plot_norms.make_figure([str(ivlp)], ["IVLP"])  # text norms by default
+    assert [len(ax.lines) for ax in axes.positions] == [3]
+    fig, axes = plot_norms.make_figure([str(ivlp)], ["IVLP"], visual=True)
+    assert [len(ax.lines) for ax in axes.positions] == [2]
+    out = tmp_path / "v.png"
+    assert plot_norms.main([str(ivlp), "--visual", "-o", str(out)]) == 0 and out.stat().st_size > 1000
+
+
 @pytest.mark.parametrize("trainer", ["CoOp", "CoOpNemesis", "CoOpCRT"])
 def test_every_trainer_yaml_merges(trainer):
     files = sorted(glob.glob(os.path.join(ROOT, "configs", "trainers", trainer, "*.yaml")))

@@ -75,11 +75,30 @@ def default_labels(folders: list[str]) -> list[str]:
     return [_short(p) for p in paths]
 
 
+def visual_records(recs: list[dict]) -> list[dict]:
+    """The records with the visual prompts' norms (``visual_v_norms`` / ``visual_matrix_norm``: VPT, IVLP, Nemesis
+    ``TARGET vision``) in the places of the text context's, so the same figure shows them."""
+    out = []
+    for r in recs:
+        r = dict(r)
+        r["v_norms"], r["matrix_norm"] = r.get("visual_v_norms", []), r.get("visual_matrix_norm")
+        out.append(r)
+    return out
+
+
 def make_figure(folders: list[str], labels: list[str] | None = None, positions: list[int] | None = None,
-                title: str | None = None):
-    """Draw the figure. Returns ``(figure, NormAxes(positions=[ax per run], matrix, accuracy, colorbar))``."""
+                title: str | None = None, visual: bool | None = None):
+    """Draw the figure. Returns ``(figure, NormAxes(positions=[ax per run], matrix, accuracy, colorbar))``.
+
+    ``visual``: plot the visual prompts' norms; None = only when no run has text-context norms (VPT)."""
     labels = labels or default_labels(folders)
     runs = [(label, read_records(folder)) for folder, label in zip(folders, labels)]
+    if visual is None:
+        visual = not any("v_norms" in x for _, recs in runs for x in recs) and any(
+            "visual_v_norms" in x for _, recs in runs for x in recs)
+    if visual:
+        runs = [(label, visual_records(recs)) for label, recs in runs]
+        title = title or "Visual prompt norms over training: " + " vs ".join(labels)
     n_pos = max((len(r[0].get("v_norms", [])) for _, r in runs if r), default=0)
     has_acc = any("test_acc" in x for _, recs in runs for x in recs)
     n_bottom = 2 if has_acc else 1
@@ -145,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--positions", type=int, nargs="+", default=None, help="positions to highlight")
     p.add_argument("--title", default=None, help="figure title (default: the runs' labels)")
     p.add_argument("-o", "--output", default="norms.png", help=".png or .pdf")
+    p.add_argument("--visual", action="store_true", help="the visual prompts' norms (VPT, IVLP, Nemesis TARGET "
+                   "vision); the default when no run has text-context norms")
     args = p.parse_args(argv)
     if args.labels and len(args.labels) != len(args.folders):
         p.error("--labels needs one label per folder")
     try:
-        fig, axes = make_figure(args.folders, args.labels, args.positions, args.title)
+        fig, axes = make_figure(args.folders, args.labels, args.positions, args.title, True if args.visual else None)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
