@@ -18,7 +18,8 @@ from clip.model import VisionTransformer
 from ..options import OptionError, Options, check_int, option
 from ..registry import PROMPT_LEARNER_REGISTRY
 from .base import PromptOutput
-from .coop import CoOpPromptLearner, _tokenize, normalise_ctx_init
+from .coop import CoOpPromptLearner, normalise_ctx_init
+from .maple import keep_init_phrase
 
 logger = logging.getLogger(__name__)
 
@@ -140,18 +141,8 @@ class IVLPPromptLearner(CoOpPromptLearner):
         with no_draw:
             super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init="", csc=False,
                              class_token_position="end", init_std=init_std)
-        dtype = clip_model.dtype
         if ctx_init and n_ctx <= 4:
-            embed = clip_model.token_embedding
-            with torch.no_grad():
-                init_emb = embed(_tokenize([ctx_init]).to(device)).type(dtype)  # [1, L, Dt]
-                self.ctx.copy_(init_emb[0, 1 : 1 + n_ctx])  # the first n words become learnable
-                tokenized = _tokenize([f"{ctx_init} {name}." for name in self.classnames]).to(device)  # [C, L]
-                emb = embed(tokenized).type(dtype)  # [C, L, Dt]
-            self.token_prefix = emb[:, :1].clone()  # SOS
-            self.token_suffix = emb[:, 1 + n_ctx :].clone()  # remaining init words, name, ".", EOS, pad
-            self.tokenized_prompts = tokenized
-            logger.info(f'IVLP: first {n_ctx} tokens of "{ctx_init}" are learnable; the phrase stays in the prompt')
+            keep_init_phrase(self, clip_model, ctx_init, n_ctx, device, "IVLP")
         self.compound_prompts_text = nn.ParameterList([nn.Parameter(p.to(device)) for p in deep_text])
         self.visual = visual.to(device)
         self.prompt_depth_text, self.prompt_depth_vision = int(prompt_depth_text), int(prompt_depth_vision)

@@ -33,6 +33,24 @@ def vision_width(clip_model: nn.Module) -> int:
     return clip_model.visual.conv1.out_channels
 
 
+def keep_init_phrase(learner: CoOpPromptLearner, clip_model: nn.Module, ctx_init: str, n_ctx: int,
+                     device: torch.device, method: str) -> None:
+    """MaPLe's and IVLP's initialisation from words (n <= 4): the first ``n_ctx`` token embeddings of ``ctx_init``
+    become the learnable ``ctx`` and the WHOLE phrase stays in every prompt (``"<ctx_init> <class>."``: the words
+    after the first n are fixed suffix tokens)."""
+    dtype = clip_model.dtype
+    embed = clip_model.token_embedding
+    with torch.no_grad():
+        init_emb = embed(_tokenize([ctx_init]).to(device)).type(dtype)  # [1, L, Dt]
+        learner.ctx.copy_(init_emb[0, 1 : 1 + n_ctx])  # the first n words become learnable
+        tokenized = _tokenize([f"{ctx_init} {name}." for name in learner.classnames]).to(device)  # [C, L]
+        emb = embed(tokenized).type(dtype)  # [C, L, Dt]
+    learner.token_prefix = emb[:, :1].clone()  # SOS
+    learner.token_suffix = emb[:, 1 + n_ctx :].clone()  # remaining init words, name, ".", EOS, pad
+    learner.tokenized_prompts = tokenized
+    logger.info(f'{method}: first {n_ctx} tokens of "{ctx_init}" are learnable; the phrase stays in the prompt')
+
+
 @dataclass
 class MaPLeOptions(Options):
     """Options of :class:`MaPLePromptLearner` (node ``MODEL.PROMPT_LEARNER``)."""
@@ -97,16 +115,7 @@ class MaPLePromptLearner(CoOpPromptLearner):
         dtype = clip_model.dtype
         device = self.ctx.device
         if ctx_init and n_ctx <= 4:
-            embed = clip_model.token_embedding
-            with torch.no_grad():
-                init_emb = embed(_tokenize([ctx_init]).to(device)).type(dtype)  # [1, L, Dt]
-                self.ctx.copy_(init_emb[0, 1 : 1 + n_ctx])  # the first n words become learnable
-                tokenized = _tokenize([f"{ctx_init} {name}." for name in self.classnames]).to(device)  # [C, L]
-                emb = embed(tokenized).type(dtype)  # [C, L, Dt]
-            self.token_prefix = emb[:, :1].clone()  # SOS
-            self.token_suffix = emb[:, 1 + n_ctx :].clone()  # remaining init words, name, ".", EOS, pad
-            self.tokenized_prompts = tokenized
-            logger.info(f'MaPLe: first {n_ctx} tokens of "{ctx_init}" are learnable; the phrase stays in the prompt')
+            keep_init_phrase(self, clip_model, ctx_init, n_ctx, device, "MaPLe")
         self.prompt_depth = prompt_depth
         self.proj = nn.Linear(self.ctx_dim, dv).to(device=device, dtype=dtype)
         self.compound_prompts_text = nn.ParameterList(
