@@ -65,7 +65,7 @@ def nemesis_run(env):
 def test_plot_trains_checkpoints_and_eval_reproduces(env, plot_run):
     text = log_text(plot_run)
     assert "Elapsed" in text and "matrix_norm" in text and "v3_norm" in text and "epoch [2/2] test accu (" in text
-    assert "Initializing a generic context (3 prompt sets)" in text
+    assert "Initializing a generic context" in text and "PLOT: 3 prompt sets of this context" in text
     ckpt = torch.load(os.path.join(plot_run, "prompt_learner", "model.pth.tar-2"), weights_only=True)
     assert set(ckpt["state_dict"]) == {"ctx"} and ckpt["state_dict"]["ctx"].shape == (3, 4, 64)
     records = [json.loads(line) for line in open(os.path.join(plot_run, "norms.jsonl"))]

@@ -114,52 +114,66 @@ class CoOpPromptLearner(PromptLearner):
             raise ConfigError(
                 f"CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, got {class_token_position!r}"
             )
+        ctx_vectors, n_ctx, prompt_prefix = self._initial_context(clip_model, n_ctx, ctx_init, csc, (), init_std)
+        self.n_ctx = n_ctx
+        self.ctx_dim = ctx_vectors.shape[-1]
+        self.csc = bool(csc)
+        self.class_token_position = class_token_position
+        self.ctx = nn.Parameter(ctx_vectors.to(clip_model.token_embedding.weight.device))  # reference key "ctx"
+        self._register_class_buffers(clip_model, prompt_prefix, n_ctx, class_token_position)
+
+    def _initial_context(self, clip_model: nn.Module, n_ctx: int, ctx_init: str, csc: bool, sets: tuple[int, ...],
+                         init_std: float) -> tuple[torch.Tensor, int, str]:
+        """``(ctx [(C,) *sets, M, Dt], M, prompt prefix)``: the token embeddings of ``ctx_init`` (copied to every
+        class under CSC and every prompt set), else one ``normal_(std=init_std)`` draw on the whole shape (the
+        reference's random-number consumption) with the prefix ``"X X ... X"``."""
         dtype = clip_model.dtype
         ctx_dim = clip_model.ln_final.weight.shape[0]
         n_cls = len(self.classnames)
         ctx_init = (ctx_init or "").replace("_", " ").strip()
         embed = clip_model.token_embedding
-        emb_device = embed.weight.device
-
         if ctx_init:
             n_ctx = len(ctx_init.split(" "))
             with torch.no_grad():
-                init_emb = embed(_tokenize([ctx_init]).to(emb_device)).type(dtype)  # [1, L, Dt]
+                init_emb = embed(_tokenize([ctx_init]).to(embed.weight.device)).type(dtype)  # [1, L, Dt]
             ctx_vectors = init_emb[0, 1 : 1 + n_ctx, :].clone()  # [M, Dt]
-            if csc:
-                ctx_vectors = ctx_vectors.unsqueeze(0).expand(n_cls, -1, -1).clone()  # [C, M, Dt]
+            lead = ((n_cls,) if csc else ()) + tuple(sets)
+            if lead:
+                ctx_vectors = ctx_vectors.expand(*lead, -1, -1).clone()  # [(C,) *sets, M, Dt]
             prompt_prefix = ctx_init
             logger.info(f'Initial context: "{ctx_init}"')
         else:
             if int(n_ctx) < 1:
                 raise ConfigError(f"N_CTX must be >= 1, got {n_ctx}")
             n_ctx = int(n_ctx)
-            shape = (n_cls, n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
+            shape = ((n_cls,) if csc else ()) + tuple(sets) + (n_ctx, ctx_dim)
             ctx_vectors = torch.empty(*shape, dtype=dtype)
             nn.init.normal_(ctx_vectors, std=init_std)
             prompt_prefix = " ".join(["X"] * n_ctx)
             logger.info("Initializing class-specific contexts" if csc else "Initializing a generic context")
             logger.info(f'Initial context: "{prompt_prefix}"')
         logger.info(f"Number of context words (tokens): {n_ctx}")
+        return ctx_vectors, n_ctx, prompt_prefix
 
-        self.n_ctx = n_ctx
-        self.ctx_dim = ctx_dim
-        self.csc = bool(csc)
-        self.class_token_position = class_token_position
-        self.ctx = nn.Parameter(ctx_vectors.to(emb_device))  # reference checkpoint key "ctx"
-
+    def _register_class_buffers(self, clip_model: nn.Module, prompt_prefix: str, n_ctx: int,
+                                class_token_position: str) -> None:
+        """(Also used by learners built on other bases: ``CoOpPromptLearner._register_class_buffers(self, ...)``.)
+        The class-dependent buffers (not checkpointed): ``token_prefix`` (SOS) ``[C, 1, Dt]``, ``token_suffix``
+        ``[C, L-1-M, Dt]``, ``tokenized_prompts`` ``[C, L]`` of ``"<prefix> <name>."``, ``name_lens`` and the
+        ``position_index`` permutation of the class-token position (None for ``end``)."""
+        embed = clip_model.token_embedding
         tok = _tokenizer()
         name_lens = [len(tok.encode(name)) for name in self.classnames]
         _check_prompt_fits(n_ctx, name_lens, self.classnames, int(getattr(clip_model, "context_length", 77)))
         prompts = [f"{prompt_prefix} {name}." for name in self.classnames]
-        tokenized = _tokenize(prompts).to(emb_device)  # [C, L]
+        tokenized = _tokenize(prompts).to(embed.weight.device)  # [C, L]
         with torch.no_grad():
-            embedding = embed(tokenized).type(dtype)  # [C, L, Dt]
+            embedding = embed(tokenized).type(clip_model.dtype)  # [C, L, Dt]
         self.register_buffer("token_prefix", embedding[:, :1, :].clone(), persistent=False)  # SOS [C, 1, Dt]
         self.register_buffer("token_suffix", embedding[:, 1 + n_ctx :, :].clone(), persistent=False)  # [C, L-1-M, Dt]
         self.register_buffer("tokenized_prompts", tokenized, persistent=False)  # [C, L]
         self.name_lens = name_lens
-        index = self._position_index(tokenized.shape[1], n_ctx, name_lens, class_token_position)
+        index = CoOpPromptLearner._position_index(tokenized.shape[1], n_ctx, name_lens, class_token_position)
         self.register_buffer("position_index", index, persistent=False)  # [C, L] or None
 
     @staticmethod

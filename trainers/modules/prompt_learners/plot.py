@@ -14,8 +14,7 @@ from dassl.utils.errors import ConfigError
 from ..options import OptionError, Options, check_bool, check_choice, option
 from ..registry import PROMPT_LEARNER_REGISTRY
 from .base import PromptLearner, PromptOutput
-from .coop import (CLASS_TOKEN_POSITIONS, ClassTokenPosition, CoOpPromptLearner, _check_prompt_fits, _tokenize,
-                   _tokenizer, check_n_ctx, normalise_ctx_init)
+from .coop import CLASS_TOKEN_POSITIONS, ClassTokenPosition, CoOpPromptLearner, check_n_ctx, normalise_ctx_init
 
 logger = logging.getLogger(__name__)
 
@@ -98,56 +97,20 @@ class PLOTPromptLearner(PromptLearner):
         n_sets = int(n_sets)
         if n_sets < 1:
             raise ConfigError(f"the number of PLOT prompt sets N must be >= 1, got {n_sets}")
-        dtype = clip_model.dtype
-        ctx_dim = clip_model.ln_final.weight.shape[0]
-        n_cls = len(self.classnames)
-        ctx_init = (ctx_init or "").replace("_", " ").strip()
-        embed = clip_model.token_embedding
-        emb_device = embed.weight.device
-
-        if ctx_init:
-            n_ctx = len(ctx_init.split(" "))
-            with torch.no_grad():
-                init_emb = embed(_tokenize([ctx_init]).to(emb_device)).type(dtype)  # [1, L, Dt]
-            words = init_emb[0, 1 : 1 + n_ctx, :]  # [M, Dt]
-            ctx_vectors = words.unsqueeze(0).expand(n_sets, -1, -1).clone()  # N copies [N, M, Dt]
-            if csc:
-                ctx_vectors = ctx_vectors.unsqueeze(0).expand(n_cls, -1, -1, -1).clone()  # [C, N, M, Dt]
-            prompt_prefix = ctx_init
-            logger.info(f'Initial context of each of the {n_sets} prompt sets: "{ctx_init}"')
-        else:
-            if int(n_ctx) < 1:
-                raise ConfigError(f"N_CTX must be >= 1, got {n_ctx}")
-            n_ctx = int(n_ctx)
-            shape = (n_cls, n_sets, n_ctx, ctx_dim) if csc else (n_sets, n_ctx, ctx_dim)
-            ctx_vectors = torch.empty(*shape, dtype=dtype)
-            nn.init.normal_(ctx_vectors, std=init_std)
-            prompt_prefix = " ".join(["X"] * n_ctx)
-            logger.info(("Initializing class-specific contexts" if csc else "Initializing a generic context")
-                        + f" ({n_sets} prompt sets)")
-            logger.info(f'Initial context: "{prompt_prefix}"')
-        logger.info(f"Number of context words (tokens): {n_ctx}")
-
+        # the CoOp learner's initialisation with a prompt-set axis: N copies of CTX_INIT, or one N(0, std^2) draw on
+        # [(C,) N, M, Dt] (the reference's); then CoOp's class buffers for the prompts "<prefix> <name>."
+        ctx_vectors, n_ctx, prompt_prefix = CoOpPromptLearner._initial_context(self, clip_model, n_ctx, ctx_init, csc,
+                                                                               (n_sets,), init_std)
+        logger.info(f"PLOT: {n_sets} prompt sets of this context")
         self.n_sets = n_sets
         self.n_ctx = n_ctx
-        self.ctx_dim = ctx_dim
+        self.ctx_dim = ctx_vectors.shape[-1]
         self.csc = bool(csc)
         self.class_token_position = class_token_position
-        self.ctx = nn.Parameter(ctx_vectors.to(emb_device))  # reference checkpoint key "ctx"
-
-        tok = _tokenizer()
-        name_lens = [len(tok.encode(name)) for name in self.classnames]
-        _check_prompt_fits(n_ctx, name_lens, self.classnames, int(getattr(clip_model, "context_length", 77)))
-        tokenized = _tokenize([f"{prompt_prefix} {name}." for name in self.classnames]).to(emb_device)  # [C, L]
-        with torch.no_grad():
-            embedding = embed(tokenized).type(dtype)  # [C, L, Dt]
-        self.register_buffer("token_prefix", embedding[:, :1, :].clone(), persistent=False)  # SOS [C, 1, Dt]
-        self.register_buffer("token_suffix", embedding[:, 1 + n_ctx :, :].clone(), persistent=False)  # [C, L-1-M, Dt]
-        self.register_buffer("tokenized_prompts", tokenized, persistent=False)  # [C, L]
-        self.register_buffer("set_tokenized_prompts", tokenized.repeat(n_sets, 1), persistent=False)  # [N*C, L]
-        self.name_lens = name_lens
-        index = CoOpPromptLearner._position_index(tokenized.shape[1], n_ctx, name_lens, class_token_position)
-        self.register_buffer("position_index", index, persistent=False)  # [C, L] or None
+        self.ctx = nn.Parameter(ctx_vectors.to(clip_model.token_embedding.weight.device))  # reference key "ctx"
+        CoOpPromptLearner._register_class_buffers(self, clip_model, prompt_prefix, n_ctx, class_token_position)
+        self.register_buffer("set_tokenized_prompts", self.tokenized_prompts.repeat(n_sets, 1),
+                             persistent=False)  # [N*C, L]
 
     def context_vectors(self) -> torch.Tensor:
         return self.ctx
