@@ -20,6 +20,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.utils.checkpoint
@@ -40,6 +41,7 @@ __all__ = [
     "QuickGELU",
     "ResidualAttentionBlock",
     "TextEncoder",
+    "TextStates",
     "Transformer",
     "VisionTransformer",
     "build_clip_from_config",
@@ -111,10 +113,21 @@ def _merge_heads(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(1, 2).reshape(b, length, h * dh)
 
 
-def _mha_sdpa(x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool) -> torch.Tensor:
-    """Self-attention of batch-first ``x`` [B, L, D] using the parameters of an ``nn.MultiheadAttention``."""
+def _qkv(x: torch.Tensor, attn: nn.MultiheadAttention) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values [B, H, L, D/H] of batch-first ``x`` [B, L, D] (``attn``'s input projection)."""
     qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = (_split_heads(t, attn.num_heads) for t in qkv.chunk(3, dim=-1))
+    return q, k, v
+
+
+def _mha_sdpa(
+    x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool, record: list | None = None
+) -> torch.Tensor:
+    """Self-attention of batch-first ``x`` [B, L, D] using the parameters of an ``nn.MultiheadAttention``;
+    ``record``: a list that receives the detached ``(q, k, v)``."""
+    q, k, v = _qkv(x, attn)
+    if record is not None:
+        record.append((q.detach(), k.detach(), v.detach()))
     out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
     return attn.out_proj(_merge_heads(out))
 
@@ -161,15 +174,45 @@ class ResidualAttentionBlock(nn.Module):
         self.layer_scale = layer_scale
         self.causal = causal
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        return _mha_sdpa(x, self.attn, self.causal)
+    def attention(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        return _mha_sdpa(x, self.attn, self.causal, record)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _residual(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """``x`` plus the attention branch ``attended`` (before LayerScale), then the MLP branch."""
         if self.layer_scale:
-            x = x + self.ls_1(self.attention(self.ln_1(x)))
+            x = x + self.ls_1(attended)
             return x + self.ls_2(self.mlp(self.ln_2(x)))
-        x = x + self.attention(self.ln_1(x))
+        x = x + attended
         return x + self.mlp(self.ln_2(x))
+
+    def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        """``record``: a list that receives this block's detached attention inputs ``(q, k, v)``."""
+        return self._residual(x, self.attention(self.ln_1(x), record))
+
+    def forward_suffix(
+        self,
+        x: torch.Tensor,
+        start: int,
+        recorded: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Rows ``start..`` of this block's output for an input that equals a recorded one before ``start``
+        (causal blocks only).
+
+        ``x``: the input's rows from ``start`` [B, L - start, D]; ``recorded``: ``(q, k, v)`` [B, H, L, D/H] that
+        :meth:`forward` recorded for the other input. Under the causal mask the rows before ``start`` and their
+        queries, keys and values are those of the recorded input, so the attention runs on the recorded prefix
+        joined to this suffix (the same call, on the same values, as a full :meth:`forward`), and every other
+        operation only on the suffix rows. ``rows``: optional index [B] into the suffix: return only those rows
+        [B, 1, D] (e.g. the end-of-text row in the last block). Whether the kernels give the full call's bits on
+        fewer rows is for the caller to check."""
+        q, k, v = _qkv(self.ln_1(x), self.attn)
+        q, k, v = (torch.cat([r[:, :, :start], t], dim=2) for r, t in zip(recorded, (q, k, v)))
+        attended = _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True)[:, :, start:])
+        if rows is not None:
+            attended = _pool_at(attended, rows).unsqueeze(1)
+            x = _pool_at(x, rows).unsqueeze(1)
+        return self._residual(x, self.attn.out_proj(attended))
 
 
 def _overwrite_slots(x: torch.Tensor, prompt: torch.Tensor, start: int | None) -> torch.Tensor:
@@ -223,6 +266,7 @@ class Transformer(nn.Module):
         x: torch.Tensor,
         deep_prompts: DeepPrompts | None = None,
         prompt_start: int | None = 1,
+        record: list | None = None,
     ) -> torch.Tensor:
         """Run the blocks.
 
@@ -231,6 +275,7 @@ class Transformer(nn.Module):
             deep_prompts: optional sequence; element ``i`` ([n, width] or [B, n, width], or None to skip) overwrites
                 the prompt slots right before block ``i + 1``. Elements beyond ``layers - 1`` are never used.
             prompt_start: first slot index (1 = just after SOS for text); None means the last ``n`` tokens (vision).
+            record: a list that receives each block's detached ``(q, k, v)`` (not with activation checkpointing).
 
         Returns:
             [B, L, width].
@@ -241,9 +286,11 @@ class Transformer(nn.Module):
                 if prompt is not None:
                     x = _overwrite_slots(x, prompt, prompt_start)
             if self.grad_checkpointing and torch.is_grad_enabled():
+                if record is not None:
+                    raise ValueError("attention inputs cannot be recorded with activation checkpointing")
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
             else:
-                x = block(x)
+                x = block(x, record)
         return x
 
 
@@ -509,6 +556,18 @@ def text_global_pool(x: torch.Tensor, tokenized: torch.Tensor) -> torch.Tensor:
     return _pool_at(x, tokenized.argmax(dim=-1))
 
 
+@dataclass
+class TextStates:
+    """What :meth:`~_PromptTextMixin.encode_prompts` recorded of one call, for
+    :meth:`~_PromptTextMixin.encode_prompts_from`: the prompt embeddings [N, keep, Dt] (detached, cut), the token
+    ids [N, L], the end-of-text positions [N] and each block's attention inputs ``(q, k, v)`` [N, H, keep, Dh]."""
+
+    prompts: torch.Tensor
+    tokenized: torch.Tensor
+    eot: torch.Tensor
+    qkv: list
+
+
 class _PromptTextMixin:
     """The text tower on prompt embeddings; needs ``transformer``, ``positional_embedding``, ``ln_final``,
     ``text_projection`` and ``dtype`` on the host module."""
@@ -524,6 +583,7 @@ class _PromptTextMixin:
         prompt_embeddings: torch.Tensor,
         tokenized_prompts: torch.Tensor,
         deep_prompts: DeepPrompts | None = None,
+        record: list | None = None,
     ) -> torch.Tensor:
         """Text features of embedded prompts.
 
@@ -532,6 +592,7 @@ class _PromptTextMixin:
             tokenized_prompts: [N, L] token ids, used only to locate EOT (argmax).
             deep_prompts: optional sequence of J-1 tensors [n, Dt] or [N, n, Dt] (None entries skip a layer);
                 element i overwrites positions 1..n right before block i+1. Extra elements are ignored.
+            record: a list that receives this call's :class:`TextStates` (without deep prompts, causal text tower).
 
         Returns:
             [N, D] projected features (model dtype).
@@ -555,9 +616,66 @@ class _PromptTextMixin:
             keep = max(keep, n_deep + 1)
         keep = min(keep, length)
         x = prompt_embeddings[:, :keep].to(dtype) + self.positional_embedding[:keep].to(dtype)
-        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=1)
-        x = _pool_at(x, eot)
-        return self.ln_final(x).to(dtype) @ self.text_projection.to(dtype)
+        qkv = None
+        if record is not None:
+            if deep_prompts is not None or not self.transformer.causal:
+                raise ValueError("text states are recorded only without deep prompts, in a causal text tower")
+            qkv = []
+            record.append(TextStates(prompts=prompt_embeddings[:, :keep].detach(), tokenized=tokenized_prompts,
+                                     eot=eot, qkv=qkv))
+        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=1, record=qkv)
+        return self._project_eot(_pool_at(x, eot))
+
+    def _project_eot(self, x: torch.Tensor) -> torch.Tensor:
+        """End-of-text hidden states [N, width] -> projected features [N, D]."""
+        return self.ln_final(x).to(self.dtype) @ self.text_projection.to(self.dtype)
+
+    def encode_prompts_from(self, states: TextStates, prompt_embeddings: torch.Tensor,
+                            tokenized_prompts: torch.Tensor) -> torch.Tensor | None:
+        """Text features of prompts that differ from the recorded ones only from some token on (e.g. one context
+        vector scaled), computing only what changes: the rows from the first differing position ``t`` (the rows
+        before it are the recorded ones, under the causal mask) and, in the last block, only the end-of-text rows.
+
+        Args:
+            states: recorded by :meth:`encode_prompts` for prompts of the same shape and token ids.
+            prompt_embeddings / tokenized_prompts: as for :meth:`encode_prompts`.
+
+        Returns:
+            [N, D], or None when this path does not apply (other shape or token ids, no difference, a difference
+            at or after an end-of-text token): then call :meth:`encode_prompts`. Exact in real arithmetic; whether
+            the kernels give :meth:`encode_prompts`'s bits on fewer rows depends on the machine, so a caller that
+            needs the same bits compares the two once per shape (``suffix_start`` gives ``t``).
+        """
+        start = self.suffix_start(states, prompt_embeddings, tokenized_prompts)
+        if start is None:
+            return None
+        keep = states.prompts.shape[1]
+        dtype = self.dtype
+        x = prompt_embeddings[:, start:keep].to(dtype) + self.positional_embedding[start:keep].to(dtype)
+        blocks = self.transformer.resblocks
+        for i, (block, recorded) in enumerate(zip(blocks, states.qkv)):
+            rows = states.eot - start if i == len(blocks) - 1 else None
+            x = block.forward_suffix(x, start, recorded, rows)
+        return self._project_eot(x[:, 0])
+
+    @staticmethod
+    def suffix_start(states: TextStates, prompt_embeddings: torch.Tensor,
+                     tokenized_prompts: torch.Tensor) -> int | None:
+        """First token position where ``prompt_embeddings`` differ from the recorded prompts, or None when
+        :meth:`encode_prompts_from` does not apply."""
+        keep = states.prompts.shape[1]
+        if (prompt_embeddings.dim() != 3 or prompt_embeddings.shape[0] != states.prompts.shape[0]
+                or prompt_embeddings.shape[1] < keep or prompt_embeddings.shape[2:] != states.prompts.shape[2:]
+                or tokenized_prompts.shape != states.tokenized.shape
+                or not torch.equal(tokenized_prompts, states.tokenized)):
+            return None
+        differs = (prompt_embeddings[:, :keep] != states.prompts).any(dim=-1).any(dim=0)  # [keep]
+        if not bool(differs.any()):
+            return None
+        start = int(differs.to(torch.int8).argmax())
+        if start < 1 or start > int(states.eot.min()):
+            return None
+        return start
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -10,22 +10,41 @@ from trainers.modules import CoOpPromptLearner, PromptedCLIP, Similarity
 from trainers.modules.regularisers.nemesis import Nemesis
 
 
-def _model(classes=6, seed=0):
+def _model(classes=6, seed=0, **clip_sizes):
     torch.manual_seed(seed)
-    clip_model = build_clip_from_config()
+    clip_model = build_clip_from_config(**clip_sizes)
     names = [f"class {i}" for i in range(classes)]
     learner = CoOpPromptLearner(names, clip_model, n_ctx=4)
     return PromptedCLIP(clip_model, learner, Similarity(clip_model, names)).train(), names
 
 
-def _steps(share: bool, n=6):
-    model, names = _model()
+class _Never(dict):
+    """A verdict table that never allows a shortcut (and never records one)."""
+
+    def get(self, key, default=None):
+        return False
+
+    def __contains__(self, key):
+        return True
+
+
+# 20 classes, width 128: big enough for this CPU's matrix kernels to give each row the same bits whatever the
+# number of rows (with 6 classes of width 64 they do not, and both shortcuts are refused)
+WIDER = dict(classes=20, transformer_width=128, transformer_heads=4)
+
+
+def _steps(share: bool, n=6, suffix: bool = True, perturb: float = 0.0, classes=6, **clip_sizes):
+    model, names = _model(classes, **clip_sizes)
     reg = Nemesis(a=1.0, beta=0.0, n_pos=2, cw=0.5)
     reg.setup(model, names)
     reg.on_epoch_start(0, 2)
     if not share:
-        reg._share_copy0 = type("Never", (dict,), {"get": lambda self, k, d=None: False,
-                                                   "__contains__": lambda self, k: True})()
+        reg._share_copy0 = _Never()
+    if not suffix:
+        reg._suffix_exact = _Never()
+    if perturb:  # a suffix path that is off in the last bits: the once-per-shape check must refuse it
+        real_from = model.clip.encode_prompts_from
+        model.clip.encode_prompts_from = lambda *a: real_from(*a) * (1.0 + perturb)
     sizes: list[int] = []
     real = model.encode_text
     model.encode_text = lambda out: (sizes.append(out.prompts.shape[0]), real(out))[1]
@@ -48,7 +67,7 @@ def _steps(share: bool, n=6):
 
 
 def test_pan_copy0_sharing_is_exact():
-    a1, l1, s1, ctx1, reg = _steps(share=True)
+    a1, l1, s1, ctx1, reg = _steps(share=True, suffix=False)
     a0, l0, s0, ctx0, _ = _steps(share=False)
     assert l1 == l0 and all(torch.equal(x, y) for x, y in zip(a1, a0)) and torch.equal(ctx1, ctx0)
     assert any(float(a.sum()) > 0 for a in a0)  # PAN selected positions at some step (the comparison has teeth)
@@ -56,6 +75,28 @@ def test_pan_copy0_sharing_is_exact():
     assert s0.count(3 * 6) == 6
     if all(reg._share_copy0.values()):  # exact on this machine: after the first (checking) step only NP*C
         assert s1.count(3 * 6) == 1 and s1.count(2 * 6) == 1 + 5
+
+
+def test_pan_prefix_reuse_is_exact_and_used_once_checked():
+    """The corrupted copies from the step's recorded text states (only the rows from the corrupted token) give
+    the same alphas, losses and context as the full calls; once every (shape, token) was checked, the text tower
+    is called for the step's own prompts only."""
+    a2, l2, s2, ctx2, reg = _steps(share=True, n=12, **WIDER)
+    a0, l0, _, ctx0, _ = _steps(share=False, n=12, **WIDER)
+    assert l2 == l0 and all(torch.equal(x, y) for x, y in zip(a2, a0)) and torch.equal(ctx2, ctx0)
+    assert any(float(a.sum()) > 0 for a in a0)
+    assert reg._suffix_exact  # the path was tried: each key is the shape plus the corrupted token 1 + j
+    assert {key[-1] for key in reg._suffix_exact} <= {1, 2, 3, 4}
+    if all(reg._share_copy0.values()) and all(reg._suffix_exact.values()) and len(reg._suffix_exact) == 4:
+        # after every position was seen: one text call of the step's own 20 prompts per step
+        assert s2[-1] == 20 and s2[-2] == 20
+
+
+def test_pan_prefix_reuse_that_is_not_exact_is_refused():
+    a3, l3, _, ctx3, reg = _steps(share=True, n=12, perturb=1e-6, **WIDER)
+    a0, l0, _, ctx0, _ = _steps(share=False, n=12, **WIDER)
+    assert l3 == l0 and all(torch.equal(x, y) for x, y in zip(a3, a0)) and torch.equal(ctx3, ctx0)
+    assert reg._suffix_exact and not any(reg._suffix_exact.values())
 
 
 def _cocoop(text_checkpoint: bool, text_chunk: int = 0):

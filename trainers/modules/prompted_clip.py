@@ -52,6 +52,11 @@ class PromptedCLIP(nn.Module):
             recomputed in the backward pass instead of keeping its activations: peak memory of image-conditioned
             learners such as CoCoOp drops, logits and gradients are unchanged;
             ``MODEL.PROMPT_LEARNER.TEXT_CHECKPOINT``).
+
+    ``record_text_states`` (set by a regulariser that re-encodes variants of this step's prompts, Nemesis PAN):
+    a training forward with gradients keeps the text tower's :class:`~clip.model.TextStates` of its prompts (one
+    call of ``[N, L, Dt]`` prompts, no deep prompts, no checkpointing) until :meth:`pop_text_states` takes them;
+    they are views of activations the backward pass keeps anyway.
     """
 
     def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0,
@@ -66,6 +71,8 @@ class PromptedCLIP(nn.Module):
         self.clip.requires_grad_(False)
         self.clip.eval()
         self._cache: torch.Tensor | None = None
+        self.record_text_states = False
+        self._text_states = None
         for module in (learner, head):
             module.register_load_state_dict_post_hook(lambda *_: self.invalidate_cache())
 
@@ -133,8 +140,15 @@ class PromptedCLIP(nn.Module):
                 )  # [b'*C, D]
                 chunks.append(feats.view(part.shape[0], c, -1))
             return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=0)  # [B, C, D]
-        feats = self.clip.encode_prompts(prompts, tokenized, deep_prompts=deep)  # [N, D]
         sets = prompt_output.n_sets
+        record = None
+        if (self.record_text_states and self.training and torch.is_grad_enabled() and deep is None and sets == 1
+                and prompt_output.n_templates == 1 and getattr(self.clip.transformer, "causal", False)
+                and not self.clip.transformer.grad_checkpointing):
+            record = []
+        feats = self.clip.encode_prompts(prompts, tokenized, deep_prompts=deep, record=record)  # [N, D]
+        if record:
+            self._text_states = record[0]
         if sets > 1 and not getattr(self.head, "uses_prompt_sets", False):
             # a head that wants one feature per class: the normalised mean over the sets ([K*S*C] -> [K*C])
             feats = feats / feats.norm(dim=-1, keepdim=True)
@@ -147,6 +161,12 @@ class PromptedCLIP(nn.Module):
             feats = feats.view(t, -1, feats.shape[-1]).mean(dim=0)  # [C, D]
             feats = feats / feats.norm(dim=-1, keepdim=True)
         return feats
+
+    def pop_text_states(self):
+        """The :class:`~clip.model.TextStates` of the last recorded text call (see the class docstring), or None;
+        forgotten once taken."""
+        states, self._text_states = self._text_states, None
+        return states
 
     def _cacheable(self) -> bool:
         if not self.learner.text_depends_on_params:

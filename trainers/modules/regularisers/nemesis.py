@@ -174,6 +174,7 @@ class Nemesis(Regulariser):
         self._log: dict[str, float] = {}
         self.alpha = None
         self._share_copy0: dict[tuple, bool] = {}  # shape key -> copy 0 may be the step's own features
+        self._suffix_exact: dict[tuple, bool] = {}  # (shape key, first changed token) -> the suffix path is exact
 
     @staticmethod
     def check_options(n_ctx: int | None, a=None, beta=None, n_pos=None, cw=None, target="text", **_: Any) -> None:
@@ -222,6 +223,8 @@ class Nemesis(Regulariser):
                                          or not isinstance(self.cw, (int, float))):
                 raise ConfigError(f"Nemesis CW (PAN down-scaling factor) must be a number, got {self.cw!r}")
         self.alpha = torch.zeros(n_ctx)
+        if self.uses_pan and not self.random_mode and self.target == "text" and hasattr(model, "record_text_states"):
+            model.record_text_states = True  # the step's text states, for the corrupted copies' shared prefix
 
     def on_epoch_start(self, epoch: int, max_epoch: int) -> None:
         self.omega = logistic_omega(epoch, max_epoch) if self.omega_mode == "logistic" else 1.0
@@ -239,7 +242,12 @@ class Nemesis(Regulariser):
         from the same context). Once per shape, the full call is compared with the step's features (copy 0) and
         with a call of the NP corrupted copies alone; when both are bit-identical (the kernels' rows do not depend
         on the batch size), later steps skip copy 0 and encode only NP*C prompts -- the same alphas, exactly.
+        Each corrupted copy then equals the step's prompts before its corrupted token, so the text tower computes
+        only the rows from there (the states before it are the step's own, recorded by the model) and only the
+        end-of-text rows in the last block (:meth:`~clip.model.CLIP.encode_prompts_from`); this too is used once
+        it gave the full call's bits for that shape and corrupted token.
         """
+        states = model.pop_text_states() if hasattr(model, "pop_text_states") else None
         ctx = model.learner.context_vectors().detach()
         n_ctx = ctx.shape[-2]
         alpha = torch.zeros(n_ctx)
@@ -253,7 +261,8 @@ class Nemesis(Regulariser):
         key = (tuple(stack.shape), tuple(image_features.shape), stack.dtype, str(stack.device))
         own = None if text_features is None else text_features.detach()
         if own is not None and self._share_copy0.get(key):
-            feats = torch.cat([own.unsqueeze(0), self._encode_copies(model, stack[1:], image_features)])
+            feats = torch.cat([own.unsqueeze(0), self._encode_corrupted(model, stack[1:], image_features, states,
+                                                                       key)])
         else:
             feats = self._encode_copies(model, stack, image_features)  # [K+1, C, D] or [K+1, B, C, D]
             if own is not None and key not in self._share_copy0:  # once per shape: is sharing exact here?
@@ -268,11 +277,40 @@ class Nemesis(Regulariser):
                 alpha[j] = self.pan_scale
         return alpha
 
+    def _encode_corrupted(self, model: nn.Module, stack: torch.Tensor, image_features: torch.Tensor, states,
+                          key: tuple) -> torch.Tensor:
+        """Text features ``[K, C, D]`` of the corrupted copies ``stack`` ``[K, (C,) M, Dt]``: from the step's
+        recorded ``states`` (only the rows from each copy's corrupted token) when that was checked to be exact for
+        every copy's shape, else one full call (checking the shapes not seen yet against it)."""
+        clip_model = getattr(model, "clip", None)
+        if states is None or model.learner.image_conditioned or not hasattr(clip_model, "encode_prompts_from"):
+            return self._encode_copies(model, stack, image_features)
+        out = model.learner.with_context(stack)
+        if out.prompts.dim() != 3 or out.n_sets != 1 or out.n_templates != 1 or out.deep_text_prompts is not None:
+            return self._encode_copies(model, stack, image_features, out)
+        prompts = out.prompts.view(stack.shape[0], -1, *out.prompts.shape[1:])  # [K, C, L, Dt]
+        tokenized = out.tokenized_prompts.view(stack.shape[0], -1, out.tokenized_prompts.shape[-1])
+        starts = [clip_model.suffix_start(states, prompts[k], tokenized[k]) for k in range(stack.shape[0])]
+        keys = [(key, tuple(states.prompts.shape), start) for start in starts]
+        if all(start is not None and self._suffix_exact.get(k) for start, k in zip(starts, keys)):
+            return torch.stack([clip_model.encode_prompts_from(states, prompts[k], tokenized[k])
+                                for k in range(stack.shape[0])])
+        full = self._encode_copies(model, stack, image_features, out)  # [K, C, D]
+        for k, (start, skey) in enumerate(zip(starts, keys)):
+            if start is not None and skey not in self._suffix_exact:  # once per shape and token: exact here?
+                fast = clip_model.encode_prompts_from(states, prompts[k], tokenized[k])
+                self._suffix_exact[skey] = fast is not None and fast.shape == full[k].shape and torch.equal(
+                    fast, full[k])
+        return full
+
     @staticmethod
-    def _encode_copies(model: nn.Module, stack: torch.Tensor, image_features: torch.Tensor) -> torch.Tensor:
-        """Text features of a context stack ``[K, (C,) M, Dt]``: ``[K, C, D]`` or ``[K, B, C, D]``."""
+    def _encode_copies(model: nn.Module, stack: torch.Tensor, image_features: torch.Tensor,
+                       out: PromptOutput | None = None) -> torch.Tensor:
+        """Text features of a context stack ``[K, (C,) M, Dt]``: ``[K, C, D]`` or ``[K, B, C, D]`` (``out``: the
+        learner's prompts of ``stack`` when already built)."""
         # image-conditioned learners (CoCoOp) corrupt the shared ctx, then add each image's bias
-        out = model.learner.with_context(stack, image_features=image_features)  # [K*C | K*B, (C,) L, Dt]
+        if out is None:
+            out = model.learner.with_context(stack, image_features=image_features)  # [K*C | K*B, (C,) L, Dt]
         feats = model.encode_text(out)  # [K*C, D] or [K*B, C, D]
         if feats.dim() == 3:  # per-image text features
             return feats.view(stack.shape[0], image_features.shape[0], *feats.shape[1:])
