@@ -17,6 +17,10 @@ paths must agree exactly: ``data.pth`` (every tensor bit for bit, ``accuracy``),
 
     python bench/crt_grid.py                  # ~2-3 min on a 2-core CPU
     python bench/crt_grid.py --repeats 3 --n-separate 5 --keep
+    python bench/crt_grid.py --n-ctx 4 --n-separate 9 --separate-checkout ../before   # 9 settings, all measured,
+                                              # separate processes of another checkout (e.g. a pre-change commit)
+
+With ``--n-separate`` equal to the grid size every setting is run separately (nothing extrapolated).
 """
 from __future__ import annotations
 
@@ -73,9 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", default="", help="working folder (default: a new temp folder)")
     p.add_argument("--keep", action="store_true", help="keep the working folder")
+    p.add_argument("--separate-checkout", default=ROOT,
+                   help="checkout whose train.py runs the separate processes (default: this one)")
     args = p.parse_args(argv)
     if args.n_separate < 3:
         p.error("--n-separate must be >= 3")
+    separate_train = os.path.join(os.path.abspath(args.separate_checkout), "train.py")
+    if not os.path.isfile(separate_train):
+        p.error(f"--separate-checkout: no train.py in {args.separate_checkout}")
 
     tmp = args.workdir or tempfile.mkdtemp(prefix="crt_grid_")
     os.makedirs(tmp, exist_ok=True)
@@ -93,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         positions = list(range(args.n_ctx))
         grid = [("original", 0, "0")] + [("replace", q, "0") for q in positions] + \
                [("scale", q, "0.001") for q in positions]
-        step = (len(grid) - 1) / (args.n_separate - 1)
-        sample = [grid[round(i * step)] for i in range(args.n_separate)]  # spread over the grid, both ends
+        n_separate = min(args.n_separate, len(grid))
+        step = (len(grid) - 1) / (n_separate - 1)
+        sample = [grid[round(i * step)] for i in range(n_separate)]  # spread over the grid, both ends
+        whole = n_separate == len(grid)
         common = ["--root", data, "--dataset-config-file", DATASET_YAML, "--config-file", CRT_YAML]
         opts = ["DATASET.NUM_SHOTS", str(args.shots), "TRAINER.CoOpCRT.N_CTX", str(args.n_ctx)]
 
@@ -108,17 +119,18 @@ def main(argv: list[str] | None = None) -> int:
             per = []
             for kind, pos, factor in sample:
                 out = os.path.join(sep_base, setting_sub(kind, pos, factor), f"seed{seed}")
-                per.append(run([py, os.path.join(ROOT, "train.py"), *common, "--seed", seed, "--trainer", "CoOpCRT",
+                per.append(run([py, separate_train, *common, "--seed", seed, "--trainer", "CoOpCRT",
                                 "--output-dir", out, "--model-dir", model_dir, "--load-epoch", str(args.epochs),
                                 "--eval-only", "--corrupt-type", kind, "--corrupt-position", str(pos),
                                 "--crt-factor", factor, *opts], env))
-            t_sep = statistics.median(per) * len(grid)
+            t_sep = sum(per) if whole else statistics.median(per) * len(grid)
             t_sweeps.append(t_sweep)
             t_seps.append(t_sep)
             ratios.append(t_sep / t_sweep)
+            how = "measured, every setting" if whole else \
+                f"{len(grid)} x {statistics.median(per):.1f}s, extrapolated"
             print(f"round {r + 1}: sweep {t_sweep:.1f}s; separate processes {', '.join(f'{x:.1f}' for x in per)}s "
-                  f"-> {len(grid)} x {statistics.median(per):.1f}s = {t_sep:.0f}s (extrapolated); "
-                  f"x{t_sep / t_sweep:.1f}")
+                  f"-> {t_sep:.0f}s ({how}); x{t_sep / t_sweep:.1f} (sweep / separate {t_sweep / t_sep:.3f})")
 
         # numerics: the sampled settings must be identical in both paths (last round)
         import torch
@@ -147,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         if n_done != len(grid):
             bad.append(f"sweep wrote {n_done} data.pth files, expected {len(grid)}")
 
+        how = "measured, every setting" if whole else f"EXTRAPOLATED from {n_separate} measured settings per round"
+        where = "" if os.path.samefile(args.separate_checkout, ROOT) else f" of {args.separate_checkout}"
         print(f"{args.n_ctx}-position grid ({len(grid)} settings), median of {args.repeats} interleaved rounds: "
-              f"one process per setting ~{statistics.median(t_seps):.0f}s (EXTRAPOLATED from {args.n_separate} "
-              f"measured settings per round), sweep {statistics.median(t_sweeps):.1f}s (measured, whole grid), "
-              f"speed-up x{statistics.median(ratios):.1f}")
+              f"one process per setting{where} ~{statistics.median(t_seps):.0f}s ({how}), "
+              f"sweep {statistics.median(t_sweeps):.1f}s (measured, whole grid), "
+              f"speed-up x{statistics.median(ratios):.1f}, sweep / separate {1 / statistics.median(ratios):.3f}")
         if bad:
             print(f"MISMATCH between the two paths: {bad}", file=sys.stderr)
             return 1

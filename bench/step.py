@@ -12,6 +12,7 @@ once-per-shape exactness checks have seen every corrupted position, as in any ru
 the methods take turns (rounds x steps, interleaved, so a drift of the machine's
 speed hits every method alike); the median ms/step and the ratio to CoOp's median are printed, plus
 ``PAN extra = PAN / CoOp - 1`` (issue target: <= 0.30). PLOT is included once a ``PLOT`` trainer is registered.
+``--methods CoCoOp CoCoOp+PAN PLOT PLOT+PAN`` also times PAN on CoCoOp and PLOT (extra over their hosts printed).
 ``--json PATH`` writes the table.
 """
 from __future__ import annotations
@@ -29,10 +30,18 @@ import common  # noqa: E402
 import torch  # noqa: E402
 
 
-def methods(extra_plot: bool = True) -> list[tuple[str, str, list[str]]]:
+_PAN = ["REGULARISER.NEMESIS.A", "1.0", "REGULARISER.NEMESIS.BETA", "0.0", "REGULARISER.NEMESIS.NP", "2",
+        "REGULARISER.NEMESIS.CW", "0.5"]
+#: run only when named in --methods: PAN on CoCoOp and on PLOT, with the extra over their own hosts printed
+ON_REQUEST = {"CoCoOp+PAN": ("CoCoOpNemesis", ["TRAINER.COCOOP.N_CTX", "4", *_PAN], "CoCoOp"),
+              "PLOT+PAN": ("PLOTNemesis", _PAN, "PLOT")}
+
+
+def methods(extra_plot: bool = True, requested: list[str] | None = None) -> list[tuple[str, str, list[str]]]:
     out = list(common.METHODS)
     if extra_plot and common.registered("PLOT"):
         out.append(("PLOT", "PLOT", []))
+    out += [(label, trainer, opts) for label, (trainer, opts, _) in ON_REQUEST.items() if label in (requested or [])]
     return out
 
 
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     table = []
     for size in args.sizes:
         runs = []
-        for label, trainer, opts in methods():
+        for label, trainer, opts in methods(requested=args.methods):
             if args.methods and label not in args.methods:
                 continue
             if label == "MaPLe" and common.SIZES[size].get("vision_patch_size", 8) is None:
@@ -99,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                           "classes": args.classes, "batch_size": args.batch_size, "device": args.device})
         if base and "PAN" in med:
             print(f"PAN extra over a CoOp step: {med['PAN'] / base - 1:+.2f} (target <= +0.30)")
+        for label, (_, _, host) in ON_REQUEST.items():
+            if label in med and host in med:
+                print(f"{label} extra over a {host} step: {med[label] / med[host] - 1:+.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(table, f, indent=1)

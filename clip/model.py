@@ -289,8 +289,10 @@ class Transformer(nn.Module):
                 if record is not None:
                     raise ValueError("attention inputs cannot be recorded with activation checkpointing")
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
+            elif record is not None:
                 x = block(x, record)
+            else:
+                x = block(x)
         return x
 
 

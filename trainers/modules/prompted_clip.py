@@ -129,6 +129,8 @@ class PromptedCLIP(nn.Module):
         prompts = prompt_output.prompts
         tokenized = prompt_output.tokenized_prompts
         deep = prompt_output.deep_text_prompts
+        sets = prompt_output.n_sets
+        record = [] if self._records(prompt_output) else None
         if prompts.dim() == 4:  # [B, C, L, Dt] image-conditioned
             b, c = prompts.shape[:2]
             step = self.text_chunk if self.text_chunk > 0 else b
@@ -136,16 +138,13 @@ class PromptedCLIP(nn.Module):
             for i in range(0, b, step):
                 part = prompts[i : i + step]  # [b', C, L, Dt]
                 feats = self.clip.encode_prompts(
-                    part.reshape(-1, *prompts.shape[2:]), tokenized.repeat(part.shape[0], 1), deep_prompts=deep
+                    part.reshape(-1, *prompts.shape[2:]), tokenized.repeat(part.shape[0], 1), deep_prompts=deep,
+                    record=record if step >= b else None,  # states of one call only
                 )  # [b'*C, D]
                 chunks.append(feats.view(part.shape[0], c, -1))
+            if record:
+                self._text_states = record[0]
             return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=0)  # [B, C, D]
-        sets = prompt_output.n_sets
-        record = None
-        if (self.record_text_states and self.training and torch.is_grad_enabled() and deep is None and sets == 1
-                and prompt_output.n_templates == 1 and getattr(self.clip.transformer, "causal", False)
-                and not self.clip.transformer.grad_checkpointing):
-            record = []
         feats = self.clip.encode_prompts(prompts, tokenized, deep_prompts=deep, record=record)  # [N, D]
         if record:
             self._text_states = record[0]
@@ -161,6 +160,23 @@ class PromptedCLIP(nn.Module):
             feats = feats.view(t, -1, feats.shape[-1]).mean(dim=0)  # [C, D]
             feats = feats / feats.norm(dim=-1, keepdim=True)
         return feats
+
+    def text_states_apply(self, prompt_output: PromptOutput) -> bool:
+        """Whether the text features of these prompts can come from recorded states
+        (:meth:`~clip.model.CLIP.encode_prompts_from`): a causal text tower without checkpointing, no deep prompts,
+        and features that are the text tower's own (one template; prompt sets only for a head that takes them as
+        they are)."""
+        transformer = getattr(self.clip, "transformer", None)
+        return (prompt_output.deep_text_prompts is None and prompt_output.n_templates == 1
+                and (prompt_output.n_sets == 1 or getattr(self.head, "uses_prompt_sets", False))
+                and getattr(transformer, "causal", False) and not transformer.grad_checkpointing
+                and hasattr(self.clip, "encode_prompts_from"))
+
+    def _records(self, prompt_output: PromptOutput) -> bool:
+        """Whether this text call keeps its states: asked for, a training forward with gradients, and prompts whose
+        features can come from them."""
+        return (self.record_text_states and self.training and torch.is_grad_enabled()
+                and self.text_states_apply(prompt_output))
 
     def pop_text_states(self):
         """The :class:`~clip.model.TextStates` of the last recorded text call (see the class docstring), or None;

@@ -282,25 +282,32 @@ class Nemesis(Regulariser):
         """Text features ``[K, C, D]`` of the corrupted copies ``stack`` ``[K, (C,) M, Dt]``: from the step's
         recorded ``states`` (only the rows from each copy's corrupted token) when that was checked to be exact for
         every copy's shape, else one full call (checking the shapes not seen yet against it)."""
-        clip_model = getattr(model, "clip", None)
-        if states is None or model.learner.image_conditioned or not hasattr(clip_model, "encode_prompts_from"):
+        if states is None or not hasattr(model, "text_states_apply"):
             return self._encode_copies(model, stack, image_features)
-        out = model.learner.with_context(stack)
-        if out.prompts.dim() != 3 or out.n_sets != 1 or out.n_templates != 1 or out.deep_text_prompts is not None:
+        clip_model = model.clip
+        out = model.learner.with_context(stack, image_features=image_features)
+        copies = stack.shape[0]
+        if out.prompts.dim() == 4:  # image-conditioned: [K*B, C, L, Dt], one call of B*C prompts per copy
+            per_copy = (image_features.shape[0], out.prompts.shape[1])  # features [B, C, D]
+            prompts = out.prompts.view(copies, -1, *out.prompts.shape[2:])  # [K, B*C, L, Dt]
+            tokenized = out.tokenized_prompts.repeat(per_copy[0], 1).expand(copies, -1, -1)  # [K, B*C, L]
+        else:  # [K*N, L, Dt]
+            per_copy = (out.prompts.shape[0] // copies,)  # features [N, D]
+            prompts = out.prompts.view(copies, -1, *out.prompts.shape[1:])
+            tokenized = out.tokenized_prompts.view(copies, -1, out.tokenized_prompts.shape[-1])
+        if not model.text_states_apply(out):  # template ensembles, deep prompts, prompt sets averaged by the model
             return self._encode_copies(model, stack, image_features, out)
-        prompts = out.prompts.view(stack.shape[0], -1, *out.prompts.shape[1:])  # [K, C, L, Dt]
-        tokenized = out.tokenized_prompts.view(stack.shape[0], -1, out.tokenized_prompts.shape[-1])
-        starts = [clip_model.suffix_start(states, prompts[k], tokenized[k]) for k in range(stack.shape[0])]
+        starts = [clip_model.suffix_start(states, prompts[k], tokenized[k]) for k in range(copies)]
         keys = [(key, tuple(states.prompts.shape), start) for start in starts]
         if all(start is not None and self._suffix_exact.get(k) for start, k in zip(starts, keys)):
-            return torch.stack([clip_model.encode_prompts_from(states, prompts[k], tokenized[k])
-                                for k in range(stack.shape[0])])
-        full = self._encode_copies(model, stack, image_features, out)  # [K, C, D]
+            return torch.stack([clip_model.encode_prompts_from(states, prompts[k], tokenized[k]).view(*per_copy, -1)
+                                for k in range(copies)])
+        full = self._encode_copies(model, stack, image_features, out)  # [K, C, D] or [K, B, C, D]
         for k, (start, skey) in enumerate(zip(starts, keys)):
             if start is not None and skey not in self._suffix_exact:  # once per shape and token: exact here?
                 fast = clip_model.encode_prompts_from(states, prompts[k], tokenized[k])
-                self._suffix_exact[skey] = fast is not None and fast.shape == full[k].shape and torch.equal(
-                    fast, full[k])
+                self._suffix_exact[skey] = fast is not None and fast.numel() == full[k].numel() and torch.equal(
+                    fast.view(full[k].shape), full[k])
         return full
 
     @staticmethod
