@@ -12,7 +12,8 @@ once-per-shape exactness checks have seen every corrupted position, as in any ru
 the methods take turns (rounds x steps, interleaved, so a drift of the machine's
 speed hits every method alike); the median ms/step and the ratio to CoOp's median are printed, plus
 ``PAN extra = PAN / CoOp - 1`` (issue target: <= 0.30). PLOT is included once a ``PLOT`` trainer is registered.
-``--methods CoCoOp CoCoOp+PAN PLOT PLOT+PAN`` also times PAN on CoCoOp and PLOT (extra over their hosts printed).
+``--methods CoOp PAN-NP1 CoCoOp CoCoOp+PAN PLOT PLOT+PAN`` also times PAN with NP 1 and PAN on CoCoOp and PLOT
+(extra over their hosts printed).
 ``--json PATH`` writes the table.
 """
 from __future__ import annotations
@@ -32,8 +33,10 @@ import torch  # noqa: E402
 
 _PAN = ["REGULARISER.NEMESIS.A", "1.0", "REGULARISER.NEMESIS.BETA", "0.0", "REGULARISER.NEMESIS.NP", "2",
         "REGULARISER.NEMESIS.CW", "0.5"]
-#: run only when named in --methods: PAN on CoCoOp and on PLOT, with the extra over their own hosts printed
-ON_REQUEST = {"CoCoOp+PAN": ("CoCoOpNemesis", ["TRAINER.COCOOP.N_CTX", "4", *_PAN], "CoCoOp"),
+#: run only when named in --methods: PAN with NP 1, PAN on CoCoOp and on PLOT, with the extra over their hosts printed
+ON_REQUEST = {"PAN-NP1": ("CoOpNemesis", ["TRAINER.CoOpNemesis.N_CTX", "16", *_PAN, "REGULARISER.NEMESIS.NP", "1"],
+                          "CoOp"),
+              "CoCoOp+PAN": ("CoCoOpNemesis", ["TRAINER.COCOOP.N_CTX", "4", *_PAN], "CoCoOp"),
               "PLOT+PAN": ("PLOTNemesis", _PAN, "PLOT")}
 
 
