@@ -58,6 +58,8 @@ def warm_checks(trainer, batch: dict, max_steps: int = 200) -> int:
         n_ctx = reg.alpha.shape[0]
         while steps < max_steps and (not reg._share_copy0 or (all(reg._share_copy0.values()) and len(
                 {key[-1] for key in reg._suffix_exact}) < n_ctx)):
+            if steps >= 3 and not reg._suffix_exact:
+                break  # the prefix path does not apply to this learner (deep prompts, ensembles)
             trainer.forward_backward(batch)
             steps += 1
     return steps

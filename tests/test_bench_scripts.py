@@ -1,4 +1,4 @@
-"""The GPU benchmark's CPU fallback runs (as CI does) and writes its JSON and markdown table."""
+"""The bench scripts as CI runs them: the GPU benchmark's CPU fallback (JSON and markdown table), the step bench with PAN."""
 from __future__ import annotations
 
 import json
@@ -30,3 +30,15 @@ def test_gpu_bench_cpu_fallback_writes_json_and_markdown(tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| method")]
     assert len(rows) == len(data["timings"]) + len(data["checks"])
     assert "| method | CLIP size | precision | batch | ms/iteration | peak memory (MiB) |" in md
+
+
+def test_step_bench_runs_pan_with_its_warm_up(tmp_path):
+    out = tmp_path / "step.json"
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "step.py"), "--sizes", "tiny-vit", "--classes",
+                          "20", "--methods", "CoOp", "PAN", "PAN-NP1", "--rounds", "1", "--steps", "1", "--json",
+                          str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "PAN extra over a CoOp step" in run.stdout and "PAN-NP1 extra over a CoOp step" in run.stdout
+    rows = {r["method"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"CoOp", "PAN", "PAN-NP1"} and rows["CoOp"]["ratio_to_coop"] == 1.0
+    assert all(r["ms_per_step"] > 0 for r in rows.values())
