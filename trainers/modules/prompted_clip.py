@@ -55,8 +55,9 @@ class PromptedCLIP(nn.Module):
 
     ``record_text_states`` (set by a regulariser that re-encodes variants of this step's prompts, Nemesis PAN):
     a training forward with gradients keeps the text tower's :class:`~clip.model.TextStates` of its prompts (one
-    call of ``[N, L, Dt]`` prompts, no deep prompts, no checkpointing) until :meth:`pop_text_states` takes them;
-    they are views of activations the backward pass keeps anyway.
+    text call: ``[N, L, Dt]`` prompts, or the ``B*C`` per-image prompts when they are encoded in one chunk; see
+    :meth:`text_states_apply`) until :meth:`pop_text_states` takes them; they are views of activations the backward
+    pass keeps anyway.
     """
 
     def __init__(self, clip_model: nn.Module, learner: PromptLearner, head: Head, text_chunk: int = 0,
