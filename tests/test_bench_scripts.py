@@ -1,4 +1,4 @@
-"""The bench scripts as CI runs them: the GPU benchmark's CPU fallback (JSON and markdown table), the step bench with PAN."""
+"""The bench scripts as CI runs them: the GPU benchmark's CPU fallback (JSON, markdown table), the step bench."""
 from __future__ import annotations
 
 import json

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 
 from clip.model import build_clip_from_config
-import pytest
-
 from trainers.modules import CoCoOpPromptLearner, CoOpPromptLearner, PromptedCLIP, Similarity
 from trainers.modules.regularisers.nemesis import Nemesis
 
@@ -35,10 +34,10 @@ class _Never(dict):
 WIDER = dict(classes=20, transformer_width=128, transformer_heads=4)
 
 
-def _steps(share: bool, n=6, suffix: bool = True, perturb: float = 0.0, classes=6, learner_cls=CoOpPromptLearner, cw=0.5,
+def _steps(share: bool, n=6, suffix: bool = True, perturb: float = 0.0, classes=6, learner_cls=CoOpPromptLearner,
            **clip_sizes):
     model, names = _model(classes, learner_cls=learner_cls, **clip_sizes)
-    reg = Nemesis(a=1.0, beta=0.0, n_pos=2, cw=cw)
+    reg = Nemesis(a=1.0, beta=0.0, n_pos=2, cw=0.5)
     reg.setup(model, names)
     reg.on_epoch_start(0, 2)
     if not share:
@@ -90,13 +89,14 @@ def test_pan_prefix_reuse_is_exact_and_used_once_checked(learner_cls):
     assert l2 == l0 and all(torch.equal(x, y) for x, y in zip(a2, a0)) and torch.equal(ctx2, ctx0)
     if learner_cls is CoOpPromptLearner:  # PAN selected positions at some step (random CoCoOp never does here)
         assert any(float(a.sum()) > 0 for a in a0)
-    # each verdict is torch.equal of the suffix path's features and the full call's, on a real step
-    if all(reg._share_copy0.values()):  # this machine's kernels give rows the same bits whatever their number
-        assert reg._suffix_exact and all(reg._suffix_exact.values())
-    assert reg._suffix_exact  # the path was tried: each key is the shape plus the corrupted token 1 + j
+    if not all(reg._share_copy0.values()):  # rows depend on their number on this machine: no shortcut at all
+        assert not reg._suffix_exact
+        return
+    # each verdict is torch.equal of the suffix path's features and the full call's, on a real step; the keys are
+    # the shape plus the corrupted token 1 + j
+    assert reg._suffix_exact and all(reg._suffix_exact.values())
     assert {key[-1] for key in reg._suffix_exact} <= {1, 2, 3, 4}
-    if all(reg._share_copy0.values()) and all(reg._suffix_exact.values()) and len(reg._suffix_exact) == 4:
-        # after every position was seen: one text call of the step's own prompts per step
+    if len(reg._suffix_exact) == 4:  # after every position was seen: one text call of the step's own prompts
         assert s2[-1] == s2[-2] == s2[0]
 
 
@@ -104,7 +104,9 @@ def test_pan_prefix_reuse_that_is_not_exact_is_refused():
     a3, l3, _, ctx3, reg = _steps(share=True, n=12, perturb=1e-6, **WIDER)
     a0, l0, _, ctx0, _ = _steps(share=False, n=12, **WIDER)
     assert l3 == l0 and all(torch.equal(x, y) for x, y in zip(a3, a0)) and torch.equal(ctx3, ctx0)
-    assert reg._suffix_exact and not any(reg._suffix_exact.values())
+    assert not any(reg._suffix_exact.values())
+    if all(reg._share_copy0.values()):  # the path was tried (it is only after copy 0 sharing) and refused
+        assert reg._suffix_exact
 
 
 def _cocoop(text_checkpoint: bool, text_chunk: int = 0):
