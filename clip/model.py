@@ -5,7 +5,9 @@ State-dict keys are exactly those of the OpenAI checkpoints, so official weights
 
 - :meth:`CLIP.encode_prompts`: the text tower run on prompt *embeddings* (CoOp-style soft prompts), with
   optional deep prompts that overwrite token positions ``1..n`` before each block (MaPLe / IVLP), and the
-  sequence cut after the longest end-of-text position in the batch (exact under the causal mask).
+  sequence cut after the longest end-of-text position in the batch (exact under the causal mask); the last block
+  computes only the end-of-text rows after its attention (where checked to be bit-identical:
+  :meth:`Transformer.rows_exact`).
 - ``encode_image(image, prompts=None, deep_prompts=None)``: visual prompts appended after the positional
   embedding, deep visual prompts replacing the last ``n`` tokens before each block (ViT only).
 - :meth:`CLIP.encode_image_tokens`: projected local features ``[B, T, D]`` (PLOT), token 0 = ``encode_image``.
@@ -189,6 +191,18 @@ class ResidualAttentionBlock(nn.Module):
         """``record``: a list that receives this block's detached attention inputs ``(q, k, v)``."""
         return self._residual(x, self.attention(self.ln_1(x), record))
 
+    def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        """Output rows ``x[i, rows[i]]`` [B, D] of :meth:`forward` ([B, L, D] -> [B, D]), e.g. the end-of-text or
+        class-token rows of a last block: the attention runs on every row (the same call as :meth:`forward`: all
+        keys and values are needed), the output projection, residuals and MLP only on the kept rows. Exact in
+        real arithmetic; whether the kernels give :meth:`forward`'s bits on fewer rows is machine-dependent, so
+        :class:`Transformer` compares the two once per shape before it uses this."""
+        q, k, v = _qkv(self.ln_1(x), self.attn)
+        if record is not None:
+            record.append((q.detach(), k.detach(), v.detach()))
+        attended = _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=self.causal))
+        return self._residual(_pool_at(x, rows), self.attn.out_proj(_pool_at(attended, rows)))
+
     def forward_suffix(
         self,
         x: torch.Tensor,
@@ -213,6 +227,26 @@ class ResidualAttentionBlock(nn.Module):
             attended = _pool_at(attended, rows).unsqueeze(1)
             x = _pool_at(x, rows).unsqueeze(1)
         return self._residual(x, self.attn.out_proj(attended))
+
+
+def _rows_match(block: ResidualAttentionBlock, x: torch.Tensor, rows: torch.Tensor, with_grad: bool) -> bool | None:
+    """``block.forward_rows`` against the full block on ``x`` (and, ``with_grad``, their input gradients for one
+    output gradient); None when the full output is not finite (no verdict from this input)."""
+    with torch.enable_grad() if with_grad else torch.no_grad():
+        x0 = x.detach().requires_grad_(with_grad)
+        full = _pool_at(block(x0), rows)
+        if not bool(torch.isfinite(full).all()):
+            return None
+        part = block.forward_rows(x0, rows)
+        if not torch.equal(full, part):
+            return False
+        if not with_grad:
+            return True
+        gen = torch.Generator(device=x.device).manual_seed(0)
+        g = torch.randn(full.shape, generator=gen, device=x.device, dtype=torch.float32).to(full.dtype)
+        (g_full,) = torch.autograd.grad(full, x0, g)
+        (g_part,) = torch.autograd.grad(part, x0, g)
+        return torch.equal(g_full, g_part)
 
 
 def _overwrite_slots(x: torch.Tensor, prompt: torch.Tensor, start: int | None) -> torch.Tensor:
@@ -260,6 +294,8 @@ class Transformer(nn.Module):
         # activation checkpointing (recompute each block in backward instead of keeping its activations; the same
         # operations run on the same inputs, so outputs and gradients are unchanged); PromptedCLIP sets it
         self.grad_checkpointing = False
+        #: verdicts of :meth:`rows_exact` by shape key (True: the last block's kept rows alone give the full bits)
+        self.rows_verdicts: dict[tuple, bool] = {}
 
     def forward(
         self,
@@ -267,6 +303,7 @@ class Transformer(nn.Module):
         deep_prompts: DeepPrompts | None = None,
         prompt_start: int | None = 1,
         record: list | None = None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the blocks.
 
@@ -276,15 +313,25 @@ class Transformer(nn.Module):
                 the prompt slots right before block ``i + 1``. Elements beyond ``layers - 1`` are never used.
             prompt_start: first slot index (1 = just after SOS for text); None means the last ``n`` tokens (vision).
             record: a list that receives each block's detached ``(q, k, v)`` (not with activation checkpointing).
+            rows: optional index [B]: return only the rows ``out[i, rows[i]]`` [B, width] (the pooled token). The
+                last block then computes only those rows after its attention where :meth:`rows_exact` found that
+                this gives the full block's bits (outputs and input gradients) on this machine.
 
         Returns:
-            [B, L, width].
+            [B, L, width], or [B, width] with ``rows``.
         """
+        last = len(self.resblocks) - 1
         for i, block in enumerate(self.resblocks):
             if deep_prompts is not None and i >= 1 and i - 1 < len(deep_prompts):
                 prompt = deep_prompts[i - 1]
                 if prompt is not None:
                     x = _overwrite_slots(x, prompt, prompt_start)
+            if i == last and rows is not None:
+                if not (self.grad_checkpointing and torch.is_grad_enabled()) and self.rows_exact(block, x, rows):
+                    return block.forward_rows(x, rows, record)
+                rows_out = True
+            else:
+                rows_out = False
             if self.grad_checkpointing and torch.is_grad_enabled():
                 if record is not None:
                     raise ValueError("attention inputs cannot be recorded with activation checkpointing")
@@ -293,7 +340,31 @@ class Transformer(nn.Module):
                 x = block(x, record)
             else:
                 x = block(x)
+            if rows_out:
+                return _pool_at(x, rows)
         return x
+
+    def rows_exact(self, block: ResidualAttentionBlock, x: torch.Tensor, rows: torch.Tensor) -> bool:
+        """Whether ``block.forward_rows(x, rows)`` gives ``block(x)``'s rows bit for bit, and (with gradients
+        enabled) the same input gradient, checked once per shape key on this input and remembered.
+
+        The fewer rows change the matrix shapes, and whether a kernel's row results depend on the number of rows is
+        the machine's business: so it is compared, not assumed (``torch.equal``; the check's output gradient comes
+        from a private generator, so the run's random numbers are untouched). With gradients enabled and a
+        trainable parameter in the block (its weight gradient would sum over the rows), the full block is used."""
+        grad = torch.is_grad_enabled()
+        if grad and any(p.requires_grad for p in block.parameters()):
+            return False
+        device = x.device.type
+        autocast = torch.is_autocast_enabled(device)
+        key = (tuple(x.shape), x.dtype, str(x.device), grad and x.requires_grad, autocast,
+               torch.get_autocast_dtype(device) if autocast else None)
+        verdict = self.rows_verdicts.get(key)
+        if verdict is None:
+            verdict = _rows_match(block, x, rows, with_grad=key[3])
+            if verdict is not None:
+                self.rows_verdicts[key] = verdict
+        return bool(verdict)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -491,8 +562,8 @@ class VisionTransformer(nn.Module):
         Returns:
             [B, output_dim].
         """
-        x = self.trunk(x, prompts, deep_prompts)
-        x = self.ln_post(x[:, 0])
+        cls_rows = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        x = self.ln_post(self.trunk(x, prompts, deep_prompts, rows=cls_rows))  # the class token's final state
         return x @ self.proj
 
     def forward_tokens(
@@ -513,8 +584,10 @@ class VisionTransformer(nn.Module):
         x: torch.Tensor,
         prompts: torch.Tensor | None = None,
         deep_prompts: DeepPrompts | None = None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embedding, ``ln_pre`` and the transformer: [B, 3, R, R] -> [B, 1 + g*g (+ n prompts), width]."""
+        """Embedding, ``ln_pre`` and the transformer: [B, 3, R, R] -> [B, 1 + g*g (+ n prompts), width]
+        (with ``rows``: only the tokens ``rows`` [B], [B, width], see :meth:`Transformer.forward`)."""
         x = self.conv1(x.to(self.conv1.weight.dtype))  # [B, w, g, g]
         x = x.flatten(2).transpose(1, 2)  # [B, g*g, w]
         if x.shape[1] + 1 != self.positional_embedding.shape[0]:
@@ -540,7 +613,7 @@ class VisionTransformer(nn.Module):
                 if p is not None and p.shape[-2] != n:
                     raise ValueError(f"deep visual prompts must have {n} tokens like `prompts`, got {tuple(p.shape)}")
         x = self.ln_pre(x)
-        return self.transformer(x, deep_prompts=deep_prompts, prompt_start=None)
+        return self.transformer(x, deep_prompts=deep_prompts, prompt_start=None, rows=rows)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -625,8 +698,8 @@ class _PromptTextMixin:
             qkv = []
             record.append(TextStates(prompts=prompt_embeddings[:, :keep].detach(), tokenized=tokenized_prompts,
                                      eot=eot, qkv=qkv))
-        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=1, record=qkv)
-        return self._project_eot(_pool_at(x, eot))
+        x = self.transformer(x, deep_prompts=deep_prompts, prompt_start=1, record=qkv, rows=eot)
+        return self._project_eot(x)
 
     def _project_eot(self, x: torch.Tensor) -> torch.Tensor:
         """End-of-text hidden states [N, width] -> projected features [N, D]."""
