@@ -42,3 +42,25 @@ def test_step_bench_runs_pan_with_its_warm_up(tmp_path):
     rows = {r["method"]: r for r in json.loads(out.read_text())}
     assert set(rows) == {"CoOp", "PAN", "PAN-NP1"} and rows["CoOp"]["ratio_to_coop"] == 1.0
     assert all(r["ms_per_step"] > 0 for r in rows.values())
+
+
+def test_data_cache_bench_compares_every_batch(tmp_path):
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "data_cache.py"), "--images", "40", "--epochs",
+                          "1", "--size", "32", "--folder", str(tmp_path)], capture_output=True, text=True,
+                         timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "batches identical: True" in run.stdout and "cache: 40 images" in run.stdout
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import torch
+        from data_cache import _digest
+    finally:
+        sys.path.pop(0)
+    img = torch.arange(24, dtype=torch.float32).view(2, 3, 2, 2)
+    label = torch.tensor([0, 1])
+    same = _digest({"img": img.clone(), "label": label.clone()})
+    assert same == _digest({"img": img, "label": label})
+    nudged = img.clone()
+    nudged[1, 2, 1, 1] = torch.nextafter(nudged[1, 2, 1, 1], torch.tensor(100.0))  # one value, the last bit
+    assert _digest({"img": nudged, "label": label}) != same
+    assert _digest({"img": img, "label": label.flip(0)}) != same
