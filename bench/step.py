@@ -14,6 +14,8 @@ speed hits every method alike); the median ms/step and the ratio to CoOp's media
 ``PAN extra = PAN / CoOp - 1`` (issue target: <= 0.30). PLOT is included once a ``PLOT`` trainer is registered.
 ``--methods CoOp PAN-NP1 CoCoOp CoCoOp+PAN PLOT PLOT+PAN`` also times PAN with NP 1 and PAN on CoCoOp and PLOT
 (extra over their hosts printed).
+``--rows-ab`` also runs every method with the last block on all rows (``clip.model.Transformer.rows_exact`` off:
+the full block, then pooling), labelled ``<method>/full``, and prints the ratio with / without that shortcut.
 ``--json PATH`` writes the table.
 """
 from __future__ import annotations
@@ -65,6 +67,15 @@ def warm_checks(trainer, batch: dict, max_steps: int = 200) -> int:
     return steps
 
 
+def _full_rows(trainer) -> None:
+    """Switch the last-block rows shortcut off in every transformer of ``trainer``'s model (the full block runs)."""
+    from clip.model import Transformer
+
+    for m in trainer.model.modules():
+        if isinstance(m, Transformer):
+            m.rows_exact = lambda *a: False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--classes", type=int, default=50)
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", default=["small-vit", "small-rn"], choices=sorted(common.SIZES))
     p.add_argument("--methods", nargs="+", default=None, help="labels to run (default: all)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--rows-ab", action="store_true",
+                   help="also time each method with the last block on every row (the shortcut off)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -86,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if label == "MaPLe" and common.SIZES[size].get("vision_patch_size", 8) is None:
                 continue  # MaPLe prompts the ViT image tower
-            t = common.make_trainer(trainer, args.classes, size, opts, device=args.device)
-            b = common.batch(size, args.classes, args.batch_size, args.device)
-            for _ in range(2):
-                t.forward_backward(b)
-            warm_checks(t, b)
-            runs.append((label, t, b))
+            for full_rows in (False, True) if args.rows_ab else (False,):
+                t = common.make_trainer(trainer, args.classes, size, opts, device=args.device)
+                if full_rows:
+                    _full_rows(t)
+                b = common.batch(size, args.classes, args.batch_size, args.device)
+                for _ in range(2):
+                    t.forward_backward(b)
+                warm_checks(t, b)
+                runs.append((label + "/full" if full_rows else label, t, b))
         times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
         for _ in range(args.rounds):
             for label, t, b in runs:
@@ -105,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         base = med.get("CoOp")
         print(f"\n{size}: C={args.classes}, B={args.batch_size}, {args.device}, median of {args.rounds}x{args.steps}"
               " interleaved steps")
-        print(f"{'method':<8} {'ms/step':>9} {'/ CoOp':>7}")
+        print(f"{'method':<11} {'ms/step':>9} {'/ CoOp':>7}")
         for label in med:
             ratio = med[label] / base if base else float("nan")
-            print(f"{label:<8} {med[label]:9.1f} {ratio:7.2f}")
+            print(f"{label:<11} {med[label]:9.1f} {ratio:7.2f}")
             table.append({"size": size, "method": label, "ms_per_step": med[label], "ratio_to_coop": ratio,
                           "classes": args.classes, "batch_size": args.batch_size, "device": args.device})
         if base and "PAN" in med:
@@ -116,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, (_, _, host) in ON_REQUEST.items():
             if label in med and host in med:
                 print(f"{label} extra over a {host} step: {med[label] / med[host] - 1:+.2f}")
+        for label in [k for k in med if k + "/full" in med]:
+            print(f"{label} with / without the last-block rows shortcut: {med[label] / med[label + '/full']:.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(table, f, indent=1)

@@ -35,12 +35,14 @@ def test_gpu_bench_cpu_fallback_writes_json_and_markdown(tmp_path):
 def test_step_bench_runs_pan_with_its_warm_up(tmp_path):
     out = tmp_path / "step.json"
     run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "step.py"), "--sizes", "tiny-vit", "--classes",
-                          "20", "--methods", "CoOp", "PAN", "PAN-NP1", "--rounds", "1", "--steps", "1", "--json",
-                          str(out)], capture_output=True, text=True, timeout=600)
+                          "20", "--methods", "CoOp", "PAN", "PAN-NP1", "--rounds", "1", "--steps", "1", "--rows-ab",
+                          "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "PAN extra over a CoOp step" in run.stdout and "PAN-NP1 extra over a CoOp step" in run.stdout
     rows = {r["method"]: r for r in json.loads(out.read_text())}
-    assert set(rows) == {"CoOp", "PAN", "PAN-NP1"} and rows["CoOp"]["ratio_to_coop"] == 1.0
+    assert "CoOp with / without the last-block rows shortcut" in run.stdout
+    assert set(rows) == {"CoOp", "PAN", "PAN-NP1", "CoOp/full", "PAN/full", "PAN-NP1/full"}
+    assert rows["CoOp"]["ratio_to_coop"] == 1.0
     assert all(r["ms_per_step"] > 0 for r in rows.values())
 
 
