@@ -123,15 +123,17 @@ def _qkv(x: torch.Tensor, attn: nn.MultiheadAttention) -> tuple[torch.Tensor, to
 
 
 def _mha_sdpa(
-    x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool, record: list | None = None
+    x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool, record: list | None = None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Self-attention of batch-first ``x`` [B, L, D] using the parameters of an ``nn.MultiheadAttention``;
-    ``record``: a list that receives the detached ``(q, k, v)``."""
+    ``record``: a list that receives the detached ``(q, k, v)``; ``rows``: an index [B], the output projection then
+    runs only on the rows ``out[i, rows[i]]`` and the result is [B, D]."""
     q, k, v = _qkv(x, attn)
     if record is not None:
         record.append((q.detach(), k.detach(), v.detach()))
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
-    return attn.out_proj(_merge_heads(out))
+    out = _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=is_causal))
+    return attn.out_proj(out if rows is None else _pool_at(out, rows))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -197,11 +199,7 @@ class ResidualAttentionBlock(nn.Module):
         keys and values are needed), the output projection, residuals and MLP only on the kept rows. Exact in
         real arithmetic; whether the kernels give :meth:`forward`'s bits on fewer rows is machine-dependent, so
         :class:`Transformer` compares the two once per shape before it uses this."""
-        q, k, v = _qkv(self.ln_1(x), self.attn)
-        if record is not None:
-            record.append((q.detach(), k.detach(), v.detach()))
-        attended = _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=self.causal))
-        return self._residual(_pool_at(x, rows), self.attn.out_proj(_pool_at(attended, rows)))
+        return self._residual(_pool_at(x, rows), _mha_sdpa(self.ln_1(x), self.attn, self.causal, record, rows))
 
     def forward_suffix(
         self,
