@@ -16,6 +16,8 @@ speed hits every method alike); the median ms/step and the ratio to CoOp's media
 (extra over their hosts printed).
 ``--rows-ab`` also runs every method with the last block on all rows (``clip.model.Transformer.rows_exact`` off:
 the full block, then pooling), labelled ``<method>/full``, and prints the ratio with / without that shortcut.
+``--shared-ab`` likewise runs every method with the shared-rows path off (``<method>/unshared``: the positions that
+every prompt shares, e.g. CoOp's start token and context, computed per prompt again, also in PAN's corrupted copies).
 ``--json PATH`` writes the table.
 """
 from __future__ import annotations
@@ -76,6 +78,21 @@ def _full_rows(trainer) -> None:
             m.rows_exact = lambda *a: False
 
 
+def _unshared(trainer) -> None:
+    """Switch the shared-rows path off in ``trainer``'s model (every prompt's rows computed for that prompt)."""
+    from clip.model import CLIP, Transformer
+
+    for m in trainer.model.modules():
+        if isinstance(m, Transformer):
+            m.shared_length = lambda *a, **k: None
+        if isinstance(m, CLIP):
+            m._suffix_shared = lambda *a, **k: None
+
+
+#: --rows-ab / --shared-ab: the label suffix and the switch of each variant
+VARIANTS = {"rows_ab": ("/full", _full_rows), "shared_ab": ("/unshared", _unshared)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--classes", type=int, default=50)
@@ -87,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--rows-ab", action="store_true",
                    help="also time each method with the last block on every row (the shortcut off)")
+    p.add_argument("--shared-ab", action="store_true",
+                   help="also time each method with the rows every prompt shares computed per prompt (path off)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -99,15 +118,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if label == "MaPLe" and common.SIZES[size].get("vision_patch_size", 8) is None:
                 continue  # MaPLe prompts the ViT image tower
-            for full_rows in (False, True) if args.rows_ab else (False,):
+            variants = [("", None)] + [VARIANTS[name] for name in VARIANTS if getattr(args, name)]
+            for suffix, switch in variants:
                 t = common.make_trainer(trainer, args.classes, size, opts, device=args.device)
-                if full_rows:
-                    _full_rows(t)
+                if switch is not None:
+                    switch(t)
                 b = common.batch(size, args.classes, args.batch_size, args.device)
                 for _ in range(2):
                     t.forward_backward(b)
                 warm_checks(t, b)
-                runs.append((label + "/full" if full_rows else label, t, b))
+                runs.append((label + suffix, t, b))
         times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
         for _ in range(args.rounds):
             for label, t, b in runs:
@@ -121,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         base = med.get("CoOp")
         print(f"\n{size}: C={args.classes}, B={args.batch_size}, {args.device}, median of {args.rounds}x{args.steps}"
               " interleaved steps")
-        print(f"{'method':<11} {'ms/step':>9} {'/ CoOp':>7}")
+        print(f"{'method':<16} {'ms/step':>9} {'/ CoOp':>7}")
         for label in med:
             ratio = med[label] / base if base else float("nan")
-            print(f"{label:<11} {med[label]:9.1f} {ratio:7.2f}")
+            print(f"{label:<16} {med[label]:9.1f} {ratio:7.2f}")
             table.append({"size": size, "method": label, "ms_per_step": med[label], "ratio_to_coop": ratio,
                           "classes": args.classes, "batch_size": args.batch_size, "device": args.device})
         if base and "PAN" in med:
@@ -134,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label} extra over a {host} step: {med[label] / med[host] - 1:+.2f}")
         for label in [k for k in med if k + "/full" in med]:
             print(f"{label} with / without the last-block rows shortcut: {med[label] / med[label + '/full']:.3f}")
+        for label in [k for k in med if k + "/unshared" in med]:
+            print(f"{label} with / without the shared-rows path: {med[label] / med[label + '/unshared']:.3f}")
+            if label == "PAN" and "CoOp/unshared" in med:
+                print(f"PAN / CoOp without the shared-rows path: {med['PAN/unshared'] / med['CoOp/unshared']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(table, f, indent=1)

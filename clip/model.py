@@ -7,7 +7,9 @@ State-dict keys are exactly those of the OpenAI checkpoints, so official weights
   optional deep prompts that overwrite token positions ``1..n`` before each block (MaPLe / IVLP), and the
   sequence cut after the longest end-of-text position in the batch (exact under the causal mask); the last block
   computes only the end-of-text rows after its attention (where checked to be bit-identical:
-  :meth:`Transformer.rows_exact`).
+  :meth:`Transformer.rows_exact`); the leading positions that the prompts of a call share (start token, a unified
+  context) are computed once per group of prompts in the linear layers (where checked to be bit-identical:
+  :meth:`Transformer.shared_exact`).
 - ``encode_image(image, prompts=None, deep_prompts=None)``: visual prompts appended after the positional
   embedding, deep visual prompts replacing the last ``n`` tokens before each block (ViT only).
 - :meth:`CLIP.encode_image_tokens`: projected local features ``[B, T, D]`` (PLOT), token 0 = ``encode_image``.
@@ -115,25 +117,94 @@ def _merge_heads(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(1, 2).reshape(b, length, h * dh)
 
 
-def _qkv(x: torch.Tensor, attn: nn.MultiheadAttention) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Queries, keys and values [B, H, L, D/H] of batch-first ``x`` [B, L, D] (``attn``'s input projection)."""
-    qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+#: ``(n, group)``: in every group of ``group`` consecutive sequences of a batch, the first ``n`` positions hold the
+#: same rows (CoOp: one group, every class prompt; CoCoOp: one group of class prompts per image)
+Shared = tuple[int, int]
+
+
+class _SharedRowsLinear(torch.autograd.Function):
+    """``F.linear`` of ``x`` [N, L, Din] whose first ``n`` positions hold the same rows in every sequence of each
+    group of ``group`` consecutive sequences: those rows are multiplied once per group (its first sequence) and
+    copied, the rest as one contiguous block. The input gradient is the one autograd gives ``F.linear``
+    (``grad.mm(weight)`` on the flattened rows); the weight and bias get none, so this is for frozen weights."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n: int,
+                group: int) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        ctx.x_shape = x.shape
+        groups = x.shape[0] // group
+        firsts = x[:1, :n] if groups == 1 else x.view(groups, group, *x.shape[1:])[:, 0, :n].contiguous()
+        head = F.linear(firsts, weight, bias)  # [groups, n, Dout]
+        tail = F.linear(x[:, n:].contiguous(), weight, bias)  # [N, L - n, Dout]
+        head = head.unsqueeze(1).expand(groups, group, *head.shape[1:]).reshape(x.shape[0], *head.shape[1:])
+        return torch.cat([head, tail], dim=1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (weight,) = ctx.saved_tensors
+        grad_x = grad.reshape(-1, grad.shape[-1]).mm(weight).view(ctx.x_shape)
+        return grad_x, None, None, None, None
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+            shared: Shared | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``; with ``shared`` (:data:`Shared`) the rows that the sequences of ``x``
+    [N, L, D] share are computed once per group (:class:`_SharedRowsLinear`, frozen weights only)."""
+    if not shared:
+        return F.linear(x, weight, bias)
+    return _SharedRowsLinear.apply(x, weight, bias, *shared)
+
+
+def _leading_same(same: torch.Tensor) -> int:
+    """How many leading entries of the boolean vector ``same`` are True."""
+    return same.shape[0] if bool(same.all()) else int(same.to(torch.int8).argmin())
+
+
+def _shared_rows(x: torch.Tensor) -> Shared:
+    """``(n, group)`` of ``x`` [N, L, D] (:data:`Shared`): the leading positions at which every sequence holds the
+    same values, or, where it saves more rows, those at which every sequence of each group of ``group`` consecutive
+    sequences does (the group size read off the first position not shared by all); ``(0, N)`` when N < 2."""
+    if x.dim() != 3 or x.shape[0] < 2:
+        return 0, x.shape[0]
+    n_seq, length = x.shape[:2]
+    everywhere = _leading_same((x == x[:1]).all(dim=-1).all(dim=0))
+    if everywhere == length:
+        return everywhere, n_seq
+    same_next = (x[1:, everywhere] == x[:-1, everywhere]).all(dim=-1)  # [N - 1]
+    group = int(same_next.to(torch.int8).argmin()) + 1 if not bool(same_next.all()) else n_seq
+    if 1 < group < n_seq and n_seq % group == 0:
+        grouped = x.view(n_seq // group, group, *x.shape[1:])
+        per_group = _leading_same((grouped == grouped[:, :1]).all(dim=-1).all(dim=1).all(dim=0))
+        if (n_seq - n_seq // group) * per_group > (n_seq - 1) * everywhere:
+            return per_group, group
+    return everywhere, n_seq
+
+
+def _qkv(x: torch.Tensor, attn: nn.MultiheadAttention,
+         shared: Shared | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values [B, H, L, D/H] of batch-first ``x`` [B, L, D] (``attn``'s input projection;
+    ``shared``: see :func:`_linear`)."""
+    qkv = _linear(x, attn.in_proj_weight, attn.in_proj_bias, shared)
     q, k, v = (_split_heads(t, attn.num_heads) for t in qkv.chunk(3, dim=-1))
     return q, k, v
 
 
 def _mha_sdpa(
     x: torch.Tensor, attn: nn.MultiheadAttention, is_causal: bool, record: list | None = None,
-    rows: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None, shared: Shared | None = None,
 ) -> torch.Tensor:
     """Self-attention of batch-first ``x`` [B, L, D] using the parameters of an ``nn.MultiheadAttention``;
     ``record``: a list that receives the detached ``(q, k, v)``; ``rows``: an index [B], the output projection then
-    runs only on the rows ``out[i, rows[i]]`` and the result is [B, D]."""
-    q, k, v = _qkv(x, attn)
+    runs only on the rows ``out[i, rows[i]]`` and the result is [B, D]; ``shared`` (:data:`Shared`): the rows the
+    sequences share, their projections are computed once per group (:func:`_linear`)."""
+    q, k, v = _qkv(x, attn, shared)
     if record is not None:
         record.append((q.detach(), k.detach(), v.detach()))
     out = _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=is_causal))
-    return attn.out_proj(out if rows is None else _pool_at(out, rows))
+    if rows is not None:
+        return attn.out_proj(_pool_at(out, rows))
+    return _linear(out, attn.out_proj.weight, attn.out_proj.bias, shared)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -178,28 +249,38 @@ class ResidualAttentionBlock(nn.Module):
         self.layer_scale = layer_scale
         self.causal = causal
 
-    def attention(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
-        return _mha_sdpa(x, self.attn, self.causal, record)
+    def attention(self, x: torch.Tensor, record: list | None = None, shared: Shared | None = None) -> torch.Tensor:
+        return _mha_sdpa(x, self.attn, self.causal, record, shared=shared)
 
-    def _residual(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+    def _mlp(self, x: torch.Tensor, shared: Shared | None = None) -> torch.Tensor:
+        if not shared:
+            return self.mlp(x)
+        fc, proj = self.mlp.c_fc, self.mlp.c_proj
+        return _linear(self.mlp.gelu(_linear(x, fc.weight, fc.bias, shared)), proj.weight, proj.bias, shared)
+
+    def _residual(self, x: torch.Tensor, attended: torch.Tensor, shared: Shared | None = None) -> torch.Tensor:
         """``x`` plus the attention branch ``attended`` (before LayerScale), then the MLP branch."""
         if self.layer_scale:
             x = x + self.ls_1(attended)
-            return x + self.ls_2(self.mlp(self.ln_2(x)))
+            return x + self.ls_2(self._mlp(self.ln_2(x), shared))
         x = x + attended
-        return x + self.mlp(self.ln_2(x))
+        return x + self._mlp(self.ln_2(x), shared)
 
-    def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
-        """``record``: a list that receives this block's detached attention inputs ``(q, k, v)``."""
-        return self._residual(x, self.attention(self.ln_1(x), record))
+    def forward(self, x: torch.Tensor, record: list | None = None, shared: Shared | None = None) -> torch.Tensor:
+        """``record``: a list that receives this block's detached attention inputs ``(q, k, v)``; ``shared``
+        (:data:`Shared`): the rows of ``x`` that the sequences of each group share (in a causal block so are their
+        outputs), which the linear layers compute once per group (:func:`_linear`; frozen weights)."""
+        return self._residual(x, self.attention(self.ln_1(x), record, shared), shared)
 
-    def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, record: list | None = None) -> torch.Tensor:
+    def forward_rows(self, x: torch.Tensor, rows: torch.Tensor, record: list | None = None,
+                     shared: Shared | None = None) -> torch.Tensor:
         """Output rows ``x[i, rows[i]]`` [B, D] of :meth:`forward` ([B, L, D] -> [B, D]), e.g. the end-of-text or
         class-token rows of a last block: the attention runs on every row (the same call as :meth:`forward`: all
         keys and values are needed), the output projection, residuals and MLP only on the kept rows. Exact in
         real arithmetic; whether the kernels give :meth:`forward`'s bits on fewer rows is machine-dependent, so
         :class:`Transformer` compares the two once per shape before it uses this."""
-        return self._residual(_pool_at(x, rows), _mha_sdpa(self.ln_1(x), self.attn, self.causal, record, rows))
+        return self._residual(_pool_at(x, rows), _mha_sdpa(self.ln_1(x), self.attn, self.causal, record, rows,
+                                                           shared))
 
     def forward_suffix(
         self,
@@ -207,6 +288,7 @@ class ResidualAttentionBlock(nn.Module):
         start: int,
         recorded: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         rows: torch.Tensor | None = None,
+        shared: Shared | None = None,
     ) -> torch.Tensor:
         """Rows ``start..`` of this block's output for an input that equals a recorded one before ``start``
         (causal blocks only).
@@ -216,15 +298,18 @@ class ResidualAttentionBlock(nn.Module):
         queries, keys and values are those of the recorded input, so the attention runs on the recorded prefix
         joined to this suffix (the same call, on the same values, as a full :meth:`forward`), and every other
         operation only on the suffix rows. ``rows``: optional index [B] into the suffix: return only those rows
-        [B, 1, D] (e.g. the end-of-text row in the last block). Whether the kernels give the full call's bits on
-        fewer rows is for the caller to check."""
-        q, k, v = _qkv(self.ln_1(x), self.attn)
+        [B, 1, D] (e.g. the end-of-text row in the last block); ``shared`` (:data:`Shared`): the suffix rows that
+        the sequences share (with the recorded prefix), see :meth:`forward`. Whether the kernels give
+        the full call's bits on fewer rows is for the caller to check."""
+        q, k, v = _qkv(self.ln_1(x), self.attn, shared)
         q, k, v = (torch.cat([r[:, :, :start], t], dim=2) for r, t in zip(recorded, (q, k, v)))
         attended = _merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True)[:, :, start:])
         if rows is not None:
             attended = _pool_at(attended, rows).unsqueeze(1)
             x = _pool_at(x, rows).unsqueeze(1)
-        return self._residual(x, self.attn.out_proj(attended))
+            return self._residual(x, self.attn.out_proj(attended))
+        return self._residual(x, _linear(attended, self.attn.out_proj.weight, self.attn.out_proj.bias, shared),
+                              shared)
 
 
 def _rows_match(block: ResidualAttentionBlock, x: torch.Tensor, rows: torch.Tensor, with_grad: bool) -> bool | None:
@@ -294,6 +379,9 @@ class Transformer(nn.Module):
         self.grad_checkpointing = False
         #: verdicts of :meth:`rows_exact` by shape key (True: the last block's kept rows alone give the full bits)
         self.rows_verdicts: dict[tuple, bool] = {}
+        #: verdicts of :meth:`shared_exact` by shape key (True: computing the rows that every sequence shares once
+        #: gives the bits of computing them per sequence)
+        self.shared_verdicts: dict[tuple, bool] = {}
 
     def forward(
         self,
@@ -317,7 +405,72 @@ class Transformer(nn.Module):
 
         Returns:
             [B, L, width], or [B, width] with ``rows``.
+
+        In a causal tower, the leading positions at which every sequence holds the same input (CoOp's start-of-text
+        token and shared context, for every class) keep the same states in every block; their linear layers then
+        run once instead of once per sequence, where :meth:`shared_exact` found that this gives the same outputs,
+        input gradients and recorded attention inputs on this machine.
         """
+        shared = self.shared_length(x, deep_prompts, rows, record)
+        return self._run(x, deep_prompts, prompt_start, record, rows, shared)
+
+    def shared_length(self, x: torch.Tensor, deep_prompts: DeepPrompts | None = None,
+                      rows: torch.Tensor | None = None, record: list | None = None) -> Shared | None:
+        """The leading positions of ``x`` that the forward pass computes once per group of sequences, ``(n, group)``
+        (:data:`Shared`; None: none): the positions that hold the same input in every sequence (of each group), in a
+        causal tower with frozen weights, without deep prompts, activation checkpointing or autocast, where
+        :meth:`shared_exact` holds for this shape."""
+        if not self.causal or deep_prompts is not None or x.dim() != 3 or x.shape[0] < 2:
+            return None
+        if torch.is_autocast_enabled(x.device.type):
+            return None
+        grad = torch.is_grad_enabled()
+        if grad and (self.grad_checkpointing or any(p.requires_grad for p in self.parameters())):
+            return None
+        n, group = _shared_rows(x)
+        n = min(n, x.shape[1] - 1)
+        if n < 1:
+            return None
+        return (n, group) if self.shared_exact(x, (n, group), rows, record is not None) else None
+
+    def shared_exact(self, x: torch.Tensor, shared: Shared, rows: torch.Tensor | None, record: bool) -> bool:
+        """Whether computing the ``shared`` positions once per group gives the per-sequence path's bits on this
+        machine: the output, the recorded ``(q, k, v)`` and (with gradients enabled) the input gradient for one
+        output gradient (from a private generator: the run's random numbers are untouched). Real arithmetic
+        says yes; the matrix kernels may not (a product of fewer rows may take another kernel), so it is compared
+        on this input, once per shape key, and remembered."""
+        grad = torch.is_grad_enabled() and x.requires_grad
+        key = (tuple(x.shape), shared, x.dtype, str(x.device), grad, rows is not None, record)
+        verdict = self.shared_verdicts.get(key)
+        if verdict is None:
+            verdict = self._shared_match(x, shared, rows, record, grad)
+            if verdict is not None:
+                self.shared_verdicts[key] = verdict
+        return bool(verdict)
+
+    def _shared_match(self, x: torch.Tensor, shared: Shared, rows: torch.Tensor | None, record: bool,
+                      with_grad: bool) -> bool | None:
+        with torch.enable_grad() if with_grad else torch.no_grad():
+            x0 = x.detach().requires_grad_(with_grad)
+            rec_full, rec_part = ([], []) if record else (None, None)
+            full = self._run(x0, None, 1, rec_full, rows, None)
+            if not bool(torch.isfinite(full).all()):
+                return None
+            part = self._run(x0, None, 1, rec_part, rows, shared)
+            if not torch.equal(full, part):
+                return False
+            if record and not all(torch.equal(a, b) for ra, rb in zip(rec_full, rec_part) for a, b in zip(ra, rb)):
+                return False
+            if not with_grad:
+                return True
+            gen = torch.Generator(device=x.device).manual_seed(0)
+            g = torch.randn(full.shape, generator=gen, device=x.device, dtype=torch.float32).to(full.dtype)
+            (g_full,) = torch.autograd.grad(full, x0, g)
+            (g_part,) = torch.autograd.grad(part, x0, g)
+            return torch.equal(g_full, g_part)
+
+    def _run(self, x: torch.Tensor, deep_prompts: DeepPrompts | None, prompt_start: int | None,
+             record: list | None, rows: torch.Tensor | None, shared: Shared | None) -> torch.Tensor:
         last = len(self.resblocks) - 1
         for i, block in enumerate(self.resblocks):
             if deep_prompts is not None and i >= 1 and i - 1 < len(deep_prompts):
@@ -326,7 +479,7 @@ class Transformer(nn.Module):
                     x = _overwrite_slots(x, prompt, prompt_start)
             if i == last and rows is not None:
                 if not (self.grad_checkpointing and torch.is_grad_enabled()) and self.rows_exact(block, x, rows):
-                    return block.forward_rows(x, rows, record)
+                    return block.forward_rows(x, rows, record, shared)
                 rows_out = True
             else:
                 rows_out = False
@@ -334,8 +487,8 @@ class Transformer(nn.Module):
                 if record is not None:
                     raise ValueError("attention inputs cannot be recorded with activation checkpointing")
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            elif record is not None:
-                x = block(x, record)
+            elif record is not None or shared:
+                x = block(x, record, shared)
             else:
                 x = block(x)
             if rows_out:
@@ -704,7 +857,7 @@ class _PromptTextMixin:
         return self.ln_final(x).to(self.dtype) @ self.text_projection.to(self.dtype)
 
     def encode_prompts_from(self, states: TextStates, prompt_embeddings: torch.Tensor,
-                            tokenized_prompts: torch.Tensor) -> torch.Tensor | None:
+                            tokenized_prompts: torch.Tensor, share: bool = True) -> torch.Tensor | None:
         """Text features of prompts that differ from the recorded ones only from some token on (e.g. one context
         vector scaled), computing only what changes: the rows from the first differing position ``t`` (the rows
         before it are the recorded ones, under the causal mask) and, in the last block, only the end-of-text rows.
@@ -712,6 +865,8 @@ class _PromptTextMixin:
         Args:
             states: recorded by :meth:`encode_prompts` for prompts of the same shape and token ids.
             prompt_embeddings / tokenized_prompts: as for :meth:`encode_prompts`.
+            share: compute the rows from ``t`` that every sequence shares (a shared context after its changed
+                token) once, not per sequence (:meth:`ResidualAttentionBlock.forward`'s ``shared``).
 
         Returns:
             [N, D], or None when this path does not apply (other shape or token ids, no difference, a difference
@@ -725,11 +880,24 @@ class _PromptTextMixin:
         keep = states.prompts.shape[1]
         dtype = self.dtype
         x = prompt_embeddings[:, start:keep].to(dtype) + self.positional_embedding[start:keep].to(dtype)
+        shared = self._suffix_shared(prompt_embeddings[:, :keep], start) if share else None
         blocks = self.transformer.resblocks
         for i, (block, recorded) in enumerate(zip(blocks, states.qkv)):
             rows = states.eot - start if i == len(blocks) - 1 else None
-            x = block.forward_suffix(x, start, recorded, rows)
+            x = block.forward_suffix(x, start, recorded, rows, shared)
         return self._project_eot(x[:, 0])
+
+    def _suffix_shared(self, prompts: torch.Tensor, start: int) -> Shared | None:
+        """How many of the rows from ``start`` that :meth:`encode_prompts_from` computes are the same in every
+        sequence, with the rows before them (e.g. a shared context after its corrupted token): computed once
+        (frozen weights, no autocast; the caller compares the result with :meth:`encode_prompts` once per shape)."""
+        if torch.is_autocast_enabled(prompts.device.type):
+            return None
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.transformer.parameters()):
+            return None
+        n, group = _shared_rows(prompts)
+        n = min(n, prompts.shape[1] - 1) - start
+        return (n, group) if n >= 1 else None
 
     @staticmethod
     def suffix_start(states: TextStates, prompt_embeddings: torch.Tensor,

@@ -46,6 +46,32 @@ def test_step_bench_runs_pan_with_its_warm_up(tmp_path):
     assert all(r["ms_per_step"] > 0 for r in rows.values())
 
 
+def test_step_bench_shared_ab_switches_the_shared_rows_off(tmp_path):
+    out = tmp_path / "step.json"
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "step.py"), "--sizes", "tiny-vit", "--classes",
+                          "20", "--methods", "CoOp", "CoCoOp", "--rounds", "1", "--steps", "1", "--shared-ab",
+                          "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "CoCoOp with / without the shared-rows path" in run.stdout
+    assert {r["method"] for r in json.loads(out.read_text())} == {"CoOp", "CoOp/unshared", "CoCoOp", "CoCoOp/unshared"}
+    # the switch really turns the path off (else the A/B would time the same thing twice)
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import common
+        import step
+        from clip.model import Transformer
+    finally:
+        sys.path.pop(0)
+    verdicts = {}
+    for off in (False, True):
+        t = common.make_trainer("CoOp", 20, "tiny-vit", ["TRAINER.COOP.N_CTX", "16"])
+        if off:
+            step._unshared(t)
+        t.forward_backward(common.batch("tiny-vit", 20, 4))
+        verdicts[off] = [v for m in t.model.modules() if isinstance(m, Transformer) for v in m.shared_verdicts.values()]
+    assert verdicts[False] and verdicts[True] == []
+
+
 def test_data_cache_bench_compares_every_batch(tmp_path):
     run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "data_cache.py"), "--images", "40", "--epochs",
                           "1", "--size", "32", "--folder", str(tmp_path)], capture_output=True, text=True,

@@ -290,7 +290,8 @@ def test_text_cut_really_cuts(model, monkeypatch):
     seen = []
     block = model.transformer.resblocks[0]
     original = type(block).forward
-    monkeypatch.setattr(type(block), "forward", lambda self, x: seen.append(x.shape[1]) or original(self, x))
+    monkeypatch.setattr(type(block), "forward",
+                        lambda self, x, *a, **k: seen.append(x.shape[1]) or original(self, x, *a, **k))
     emb, tokens = _embed(model, ["a dog.", "a photo of a dog."])
     with torch.no_grad():
         model.encode_prompts(emb, tokens)

@@ -46,7 +46,7 @@ def _steps(share: bool, n=6, suffix: bool = True, perturb: float = 0.0, classes=
         reg._suffix_exact = _Never()
     if perturb:  # a suffix path that is off in the last bits: the once-per-shape check must refuse it
         real_from = model.clip.encode_prompts_from
-        model.clip.encode_prompts_from = lambda *a: real_from(*a) * (1.0 + perturb)
+        model.clip.encode_prompts_from = lambda *a, **k: real_from(*a, **k) * (1.0 + perturb)
     sizes: list[int] = []
     real = model.encode_text
     model.encode_text = lambda out: (sizes.append(out.prompts.shape[0]), real(out))[1]

@@ -174,7 +174,9 @@ class Nemesis(Regulariser):
         self._log: dict[str, float] = {}
         self.alpha = None
         self._share_copy0: dict[tuple, bool] = {}  # shape key -> copy 0 may be the step's own features
-        self._suffix_exact: dict[tuple, bool] = {}  # (shape key, first changed token) -> the suffix path is exact
+        # (shape key, first changed token) -> the suffix path is exact: True (with the rows every class shares
+        # computed once), "plain" (only per class) or False
+        self._suffix_exact: dict[tuple, bool | str] = {}
 
     @staticmethod
     def check_options(n_ctx: int | None, a=None, beta=None, n_pos=None, cw=None, target="text", **_: Any) -> None:
@@ -300,14 +302,20 @@ class Nemesis(Regulariser):
         starts = [clip_model.suffix_start(states, prompts[k], tokenized[k]) for k in range(copies)]
         keys = [(key, tuple(states.prompts.shape), start) for start in starts]
         if all(start is not None and self._suffix_exact.get(k) for start, k in zip(starts, keys)):
-            return torch.stack([clip_model.encode_prompts_from(states, prompts[k], tokenized[k]).view(*per_copy, -1)
-                                for k in range(copies)])
+            return torch.stack([clip_model.encode_prompts_from(states, prompts[k], tokenized[k],
+                                                               share=self._suffix_exact[keys[k]] is True)
+                                .view(*per_copy, -1) for k in range(copies)])
         full = self._encode_copies(model, stack, image_features, out)  # [K, C, D] or [K, B, C, D]
         for k, (start, skey) in enumerate(zip(starts, keys)):
             if start is not None and skey not in self._suffix_exact:  # once per shape and token: exact here?
-                fast = clip_model.encode_prompts_from(states, prompts[k], tokenized[k])
-                self._suffix_exact[skey] = fast is not None and fast.numel() == full[k].numel() and torch.equal(
-                    fast.view(full[k].shape), full[k])
+                # True: exact with the rows every class shares computed once; "plain": exact only per class
+                self._suffix_exact[skey] = False
+                for verdict, share in ((True, True), ("plain", False)):
+                    fast = clip_model.encode_prompts_from(states, prompts[k], tokenized[k], share=share)
+                    if fast is not None and fast.numel() == full[k].numel() and torch.equal(
+                            fast.view(full[k].shape), full[k]):
+                        self._suffix_exact[skey] = verdict
+                        break
         return full
 
     @staticmethod
