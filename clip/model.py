@@ -137,8 +137,9 @@ class _SharedRowsLinear(torch.autograd.Function):
         firsts = x[:1, :n] if groups == 1 else x.view(groups, group, *x.shape[1:])[:, 0, :n].contiguous()
         head = F.linear(firsts, weight, bias)  # [groups, n, Dout]
         tail = F.linear(x[:, n:].contiguous(), weight, bias)  # [N, L - n, Dout]
-        head = head.unsqueeze(1).expand(groups, group, *head.shape[1:]).reshape(x.shape[0], *head.shape[1:])
-        return torch.cat([head, tail], dim=1)
+        n_seq, length, d_out = x.shape[0], x.shape[1], tail.shape[-1]
+        head = head.unsqueeze(1).expand(groups, group, n, d_out)  # a view: cat makes the one copy
+        return torch.cat([head, tail.view(groups, group, length - n, d_out)], dim=2).view(n_seq, length, d_out)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
