@@ -316,21 +316,33 @@ class ResidualAttentionBlock(nn.Module):
 def _rows_match(block: ResidualAttentionBlock, x: torch.Tensor, rows: torch.Tensor, with_grad: bool) -> bool | None:
     """``block.forward_rows`` against the full block on ``x`` (and, ``with_grad``, their input gradients for one
     output gradient); None when the full output is not finite (no verdict from this input)."""
+    return _same_bits(x, with_grad, lambda x0, _: _pool_at(block(x0), rows),
+                      lambda x0, _: block.forward_rows(x0, rows))
+
+
+def _same_bits(x: torch.Tensor, with_grad: bool, full_path, fast_path, record: bool = False) -> bool | None:
+    """Whether ``fast_path(x0, rec)`` gives ``full_path(x0, rec)``'s bits on ``x``: the output, with ``record`` the
+    lists ``rec`` each path fills with detached ``(q, k, v)``, and with ``with_grad`` the input gradient for one
+    output gradient (drawn from a private generator: the run's random numbers are untouched); None when the full
+    output is not finite (no verdict from this input)."""
     with torch.enable_grad() if with_grad else torch.no_grad():
         x0 = x.detach().requires_grad_(with_grad)
-        full = _pool_at(block(x0), rows)
+        rec_full, rec_fast = ([], []) if record else (None, None)
+        full = full_path(x0, rec_full)
         if not bool(torch.isfinite(full).all()):
             return None
-        part = block.forward_rows(x0, rows)
-        if not torch.equal(full, part):
+        fast = fast_path(x0, rec_fast)
+        if not torch.equal(full, fast):
+            return False
+        if record and not all(torch.equal(a, b) for ra, rb in zip(rec_full, rec_fast) for a, b in zip(ra, rb)):
             return False
         if not with_grad:
             return True
         gen = torch.Generator(device=x.device).manual_seed(0)
         g = torch.randn(full.shape, generator=gen, device=x.device, dtype=torch.float32).to(full.dtype)
         (g_full,) = torch.autograd.grad(full, x0, g)
-        (g_part,) = torch.autograd.grad(part, x0, g)
-        return torch.equal(g_full, g_part)
+        (g_fast,) = torch.autograd.grad(fast, x0, g)
+        return torch.equal(g_full, g_fast)
 
 
 def _overwrite_slots(x: torch.Tensor, prompt: torch.Tensor, start: int | None) -> torch.Tensor:
@@ -451,24 +463,8 @@ class Transformer(nn.Module):
 
     def _shared_match(self, x: torch.Tensor, shared: Shared, rows: torch.Tensor | None, record: bool,
                       with_grad: bool) -> bool | None:
-        with torch.enable_grad() if with_grad else torch.no_grad():
-            x0 = x.detach().requires_grad_(with_grad)
-            rec_full, rec_part = ([], []) if record else (None, None)
-            full = self._run(x0, None, 1, rec_full, rows, None)
-            if not bool(torch.isfinite(full).all()):
-                return None
-            part = self._run(x0, None, 1, rec_part, rows, shared)
-            if not torch.equal(full, part):
-                return False
-            if record and not all(torch.equal(a, b) for ra, rb in zip(rec_full, rec_part) for a, b in zip(ra, rb)):
-                return False
-            if not with_grad:
-                return True
-            gen = torch.Generator(device=x.device).manual_seed(0)
-            g = torch.randn(full.shape, generator=gen, device=x.device, dtype=torch.float32).to(full.dtype)
-            (g_full,) = torch.autograd.grad(full, x0, g)
-            (g_part,) = torch.autograd.grad(part, x0, g)
-            return torch.equal(g_full, g_part)
+        return _same_bits(x, with_grad, lambda x0, rec: self._run(x0, None, 1, rec, rows, None),
+                          lambda x0, rec: self._run(x0, None, 1, rec, rows, shared), record)
 
     def _run(self, x: torch.Tensor, deep_prompts: DeepPrompts | None, prompt_start: int | None,
              record: list | None, rows: torch.Tensor | None, shared: Shared | None) -> torch.Tensor:

@@ -9,17 +9,12 @@ import pytest
 import torch
 
 from clip.model import ResidualAttentionBlock, Transformer, _pool_at, build_clip_from_config
+from tests.helpers.towers import frozen_transformer
 from trainers.modules import CoOpPromptLearner, PromptedCLIP, Similarity
 
 
 def _transformer(width=128, layers=2, causal=True, **kw):
-    torch.manual_seed(0)
-    t = Transformer(width, layers, 4, causal=causal, **kw)
-    with torch.no_grad():
-        for name, p in t.named_parameters():
-            if name.endswith("gamma"):
-                p.uniform_(0.5, 1.5)  # LayerScale's 1e-5 init would hide the branches
-    return t.requires_grad_(False)
+    return frozen_transformer(width, layers, causal, **kw)
 
 
 def _input(n=20, length=11, width=128, seed=1):
